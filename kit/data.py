@@ -1,0 +1,410 @@
+"""BEIR-format datasets: load, validate, save, and turn into training views.
+
+A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl``
+(``_id``, ``text``) and ``qrels/<split>.tsv`` (header ``query-id corpus-id score``;
+graded scores, higher is more relevant). Taught in ``notebooks/01_representations.ipynb``.
+
+>>> from kit.data import load_beir
+>>> ds = load_beir("data/expense_policy")          # doctest: +SKIP
+>>> queries, qrels = ds.split("test")              # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import DataError
+
+Corpus = dict[str, dict[str, str]]   # doc id -> {"title": ..., "text": ...}
+Queries = dict[str, str]             # query id -> text
+Qrels = dict[str, dict[str, int]]    # query id -> doc id -> grade
+
+QRELS_HEADER = ("query-id", "corpus-id", "score")
+MAX_REPORTED = 20
+
+
+@dataclass
+class ValidationReport:
+    """Problems found while reading a BEIR folder (``errors`` stop loading; ``warnings`` do not)."""
+
+    path: Path
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def __str__(self) -> str:
+        lines = [f"validation of {self.path}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
+        for kind, items in (("error", self.errors), ("warning", self.warnings)):
+            lines += [f"  {kind}: {m}" for m in items[:MAX_REPORTED]]
+            if len(items) > MAX_REPORTED:
+                lines.append(f"  ... and {len(items) - MAX_REPORTED} more {kind}s")
+        return "\n".join(lines)
+
+
+@dataclass
+class BeirDataset:
+    """A corpus, its queries and graded relevance judgments (qrels) per split.
+
+    >>> ds = BeirDataset(corpus={"d1": {"title": "", "text": "Taxis are fine."}},
+    ...                  queries={"q1": "can I take a cab?"}, qrels={"test": {"q1": {"d1": 2}}})
+    >>> ds.split("test")[0]
+    {'q1': 'can I take a cab?'}
+    """
+
+    corpus: Corpus
+    queries: Queries
+    qrels: dict[str, Qrels]
+    name: str = "dataset"
+    path: Path | None = None
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted(self.qrels)
+
+    def split(self, name: str) -> tuple[Queries, Qrels]:
+        """The queries that have judgments in split ``name``, and those judgments."""
+        if name not in self.qrels:
+            raise DataError(f"{self.name}: no split {name!r}; available: {', '.join(self.splits) or 'none'}")
+        qrels = self.qrels[name]
+        return {qid: self.queries[qid] for qid in qrels}, qrels
+
+    def doc_text(self, doc_id: str) -> str:
+        """Title and text joined the way they are encoded (``"title. text"``, or text alone)."""
+        return doc_text(self.corpus[doc_id])
+
+    def doc_texts(self, doc_ids: Iterable[str] | None = None) -> list[str]:
+        ids = list(self.corpus) if doc_ids is None else list(doc_ids)
+        return [doc_text(self.corpus[d]) for d in ids]
+
+    def stats(self) -> dict[str, object]:
+        """Counts and lengths (in words) for the corpus, the queries and each split."""
+        doc_len = [len(self.doc_text(d).split()) for d in self.corpus]
+        q_len = [len(t.split()) for t in self.queries.values()]
+        out: dict[str, object] = {
+            "documents": len(self.corpus),
+            "queries": len(self.queries),
+            "doc_words_mean": round(sum(doc_len) / max(len(doc_len), 1), 1),
+            "doc_words_min": min(doc_len, default=0),
+            "doc_words_max": max(doc_len, default=0),
+            "query_words_mean": round(sum(q_len) / max(len(q_len), 1), 1),
+        }
+        for name, qrels in sorted(self.qrels.items()):
+            grades = Counter(g for docs in qrels.values() for g in docs.values())
+            out[f"{name}_queries"] = len(qrels)
+            out[f"{name}_judgments"] = sum(grades.values())
+            out[f"{name}_grades"] = dict(sorted(grades.items()))
+        return out
+
+
+def doc_text(doc: dict[str, str]) -> str:
+    """``"title. text"`` (or the text alone when there is no title).
+
+    >>> doc_text({"title": "Taxis", "text": "Standard tiers only."})
+    'Taxis. Standard tiers only.'
+    """
+    title, text = (doc.get("title") or "").strip(), (doc.get("text") or "").strip()
+    if not title:
+        return text
+    return f"{title}{'' if title[-1] in '.?!:' else '.'} {text}"
+
+
+# --------------------------------------------------------------------------- reading
+
+def _read_jsonl(path: Path, required: tuple[str, ...], report: ValidationReport) -> Iterator[tuple[int, dict]]:
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path.name}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                report.errors.append(f"{where}: malformed JSON ({err.msg} at column {err.colno})")
+                continue
+            if not isinstance(obj, dict):
+                report.errors.append(f"{where}: expected a JSON object, got {type(obj).__name__}")
+                continue
+            missing = [k for k in required if k not in obj]
+            if missing:
+                report.errors.append(f"{where}: missing field(s) {', '.join(missing)}")
+                continue
+            if not isinstance(obj["_id"], (str, int)) or str(obj["_id"]).strip() == "":
+                report.errors.append(f"{where}: empty or invalid _id {obj['_id']!r}")
+                continue
+            yield lineno, obj
+
+
+def _read_records(path: Path, required: tuple[str, ...], report: ValidationReport) -> dict[str, dict]:
+    records: dict[str, dict] = {}
+    first_line: dict[str, int] = {}
+    for lineno, obj in _read_jsonl(path, required, report):
+        _id = str(obj["_id"])
+        if _id in records:
+            report.errors.append(f"{path.name}:{lineno}: duplicate _id {_id!r} (first on line {first_line[_id]})")
+            continue
+        if not str(obj.get("text") or "").strip() and not str(obj.get("title") or "").strip():
+            report.warnings.append(f"{path.name}:{lineno}: _id {_id!r} has empty text")
+        records[_id] = obj
+        first_line[_id] = lineno
+    return records
+
+
+def _read_qrels(path: Path, queries: Queries, corpus: Corpus, report: ValidationReport) -> Qrels:
+    qrels: Qrels = {}
+    where0 = f"qrels/{path.name}"
+    with open(path, encoding="utf-8") as fh:
+        rows = [(n, line.rstrip("\n\r")) for n, line in enumerate(fh, 1) if line.strip()]
+    if rows and tuple(c.strip() for c in rows[0][1].split("\t")) == QRELS_HEADER:
+        rows = rows[1:]
+    elif rows and not rows[0][1].split("\t")[-1].strip().lstrip("-").isdigit():
+        report.errors.append(f"{where0}:{rows[0][0]}: header must be 'query-id<TAB>corpus-id<TAB>score'")
+        rows = rows[1:]
+    for lineno, line in rows:
+        where = f"{where0}:{lineno}"
+        cols = line.split("\t")
+        if len(cols) == 4:   # TREC style: qid 0 docid score
+            cols = [cols[0], cols[2], cols[3]]
+        if len(cols) != 3:
+            report.errors.append(f"{where}: expected 3 tab-separated columns, got {len(cols)}")
+            continue
+        qid, did, score = (c.strip() for c in cols)
+        try:
+            grade = int(score)
+        except ValueError:
+            report.errors.append(f"{where}: score {score!r} is not an integer")
+            continue
+        if qid not in queries:
+            report.errors.append(f"{where}: query-id {qid!r} is not in queries.jsonl")
+            continue
+        if did not in corpus:
+            report.errors.append(f"{where}: corpus-id {did!r} is not in corpus.jsonl")
+            continue
+        if did in qrels.get(qid, {}):
+            report.errors.append(f"{where}: duplicate judgment for ({qid!r}, {did!r})")
+            continue
+        qrels.setdefault(qid, {})[did] = grade
+    if not qrels:
+        report.errors.append(f"{where0}: empty split (no judgments)")
+    elif not any(g > 0 for docs in qrels.values() for g in docs.values()):
+        report.errors.append(f"{where0}: no judgment has a score above 0")
+    return qrels
+
+
+def validate_beir(path: str | os.PathLike, splits: Iterable[str] | None = None) -> tuple[BeirDataset | None, ValidationReport]:
+    """Read a BEIR folder and report every problem found (file and line for each).
+
+    Returns the dataset (``None`` if there were errors) and the report.
+
+    >>> ds, report = validate_beir("data/expense_policy")   # doctest: +SKIP
+    >>> print(report)                                        # doctest: +SKIP
+    """
+    root = Path(path)
+    report = ValidationReport(root)
+    if not root.is_dir():
+        report.errors.append(f"{root}: not a folder (expected corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
+        return None, report
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        if not (root / name).is_file():
+            report.errors.append(f"{root / name}: file not found")
+    qrels_dir = root / "qrels"
+    available = sorted(p.stem for p in qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
+    if not available:
+        report.errors.append(f"{qrels_dir}: no qrels/<split>.tsv files")
+    wanted = list(splits) if splits is not None else available
+    for s in wanted:
+        if s not in available:
+            report.errors.append(f"{qrels_dir / (s + '.tsv')}: split {s!r} not found (available: {', '.join(available) or 'none'})")
+    if report.errors:
+        return None, report
+
+    raw_corpus = _read_records(root / "corpus.jsonl", ("_id", "text"), report)
+    corpus = {i: {"title": str(o.get("title") or ""), "text": str(o.get("text") or "")} for i, o in raw_corpus.items()}
+    raw_queries = _read_records(root / "queries.jsonl", ("_id", "text"), report)
+    queries = {i: str(o["text"]) for i, o in raw_queries.items()}
+    if not corpus:
+        report.errors.append("corpus.jsonl: no documents")
+    if not queries:
+        report.errors.append("queries.jsonl: no queries")
+    qrels = {s: _read_qrels(qrels_dir / f"{s}.tsv", queries, corpus, report) for s in wanted if s in available}
+    judged = {q for split in qrels.values() for q in split}
+    unjudged = len(queries) - len(judged & set(queries))
+    if unjudged:
+        report.warnings.append(f"queries.jsonl: {unjudged} queries have no judgments in the loaded splits")
+    if report.errors:
+        return None, report
+    return BeirDataset(corpus, queries, qrels, name=root.name, path=root), report
+
+
+def load_beir(path: str | os.PathLike, splits: Iterable[str] | None = None) -> BeirDataset:
+    """Load a BEIR folder, raising :class:`DataError` (naming file and line) if anything is wrong.
+
+    >>> ds = load_beir("data/expense_policy", splits=["test"])   # doctest: +SKIP
+    >>> len(ds.corpus) > 0                                        # doctest: +SKIP
+    True
+    """
+    ds, report = validate_beir(path, splits)
+    if ds is None:
+        raise DataError(str(report))
+    return ds
+
+
+def load_expense_policy(splits: Iterable[str] | None = None) -> BeirDataset:
+    """The bundled travel-and-expense policy dataset (``data/expense_policy``).
+
+    >>> ds = load_expense_policy()          # doctest: +SKIP
+    >>> ds.splits                           # doctest: +SKIP
+    ['dev', 'test', 'train']
+    """
+    from .config import EXPENSE_POLICY
+
+    return load_beir(EXPENSE_POLICY, splits)
+
+
+# --------------------------------------------------------------------------- writing
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_beir(ds: BeirDataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` as a BEIR folder (each file written atomically).
+
+    >>> save_beir(ds, "/tmp/my_copy")      # doctest: +SKIP
+    """
+    root = Path(path)
+    corpus = "".join(json.dumps({"_id": i, "title": d.get("title", ""), "text": d["text"]}, ensure_ascii=False) + "\n"
+                     for i, d in ds.corpus.items())
+    queries = "".join(json.dumps({"_id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in ds.queries.items())
+    atomic_write_text(root / "corpus.jsonl", corpus)
+    atomic_write_text(root / "queries.jsonl", queries)
+    for split, qrels in ds.qrels.items():
+        rows = ["\t".join(QRELS_HEADER)] + [f"{q}\t{d}\t{g}" for q, docs in qrels.items() for d, g in docs.items()]
+        atomic_write_text(root / "qrels" / f"{split}.tsv", "\n".join(rows) + "\n")
+    return root
+
+
+# --------------------------------------------------------------------------- training views
+
+def _positives(qrels: Qrels, min_grade: int) -> list[tuple[str, str]]:
+    return [(q, d) for q, docs in qrels.items() for d, g in sorted(docs.items(), key=lambda x: -x[1]) if g >= min_grade]
+
+
+def positive_pairs(ds: BeirDataset, split: str = "train", min_grade: int = 2, limit: int | None = None, seed: int = 42):
+    """(anchor, positive) pairs: a query and a passage judged at least ``min_grade``.
+
+    The shape MultipleNegativesRankingLoss expects (other passages in the batch act as negatives).
+
+    >>> train = positive_pairs(load_expense_policy(), "train")   # doctest: +SKIP
+    >>> train.column_names                                          # doctest: +SKIP
+    ['anchor', 'positive']
+    """
+    from datasets import Dataset
+
+    queries, qrels = ds.split(split)
+    pairs = _positives(qrels, min_grade)
+    pairs = _subsample(pairs, limit, seed)
+    return Dataset.from_dict({
+        "anchor": [queries[q] for q, _ in pairs],
+        "positive": [ds.doc_text(d) for _, d in pairs],
+    })
+
+
+def triplets(ds: BeirDataset, split: str = "train", negatives: dict[str, list[str]] | None = None,
+             min_grade: int = 2, limit: int | None = None, seed: int = 42):
+    """(anchor, positive, negative) triplets for TripletLoss or MultipleNegativesRankingLoss.
+
+    ``negatives`` maps a query id to candidate negative doc ids (e.g. mined hard negatives,
+    see :func:`kit.augment.mine_negatives`); without it, one random unjudged passage is drawn
+    per pair (seeded). Judged passages (any grade above 0) are never used as negatives.
+
+    >>> tri = triplets(load_expense_policy(), "train")           # doctest: +SKIP
+    >>> tri.column_names                                           # doctest: +SKIP
+    ['anchor', 'positive', 'negative']
+    """
+    from datasets import Dataset
+
+    queries, qrels = ds.split(split)
+    rng = random.Random(seed)
+    doc_ids = list(ds.corpus)
+    rows: dict[str, list[str]] = {"anchor": [], "positive": [], "negative": []}
+    for q, d in _subsample(_positives(qrels, min_grade), limit, seed):
+        judged = {x for x, g in qrels[q].items() if g > 0}
+        pool = [n for n in (negatives or {}).get(q, []) if n not in judged]
+        neg = pool[len(rows["anchor"]) % len(pool)] if pool else _random_doc(doc_ids, judged, rng)
+        rows["anchor"].append(queries[q])
+        rows["positive"].append(ds.doc_text(d))
+        rows["negative"].append(ds.doc_text(neg))
+    return Dataset.from_dict(rows)
+
+
+def labeled_pairs(ds: BeirDataset, split: str = "train", negatives_per_positive: int = 1,
+                  negatives: dict[str, list[str]] | None = None, graded: bool = False,
+                  limit: int | None = None, seed: int = 42):
+    """(sentence1, sentence2, label) rows: judged pairs plus sampled negatives.
+
+    ``graded=False``: label 1 for a passage judged 2 (or the top grade), 0 for a negative,
+    the shape of ContrastiveLoss / OnlineContrastiveLoss. ``graded=True``: label = grade /
+    max grade in [0, 1] (1 = answers, 0.5 = related, 0 = negative), the shape of CoSENTLoss /
+    CosineSimilarityLoss.
+
+    >>> lp = labeled_pairs(load_expense_policy(), "train", graded=True)   # doctest: +SKIP
+    >>> lp.column_names                                                     # doctest: +SKIP
+    ['sentence1', 'sentence2', 'label']
+    """
+    from datasets import Dataset
+
+    queries, qrels = ds.split(split)
+    top = max((g for docs in qrels.values() for g in docs.values()), default=1) or 1
+    rng = random.Random(seed)
+    doc_ids = list(ds.corpus)
+    rows: dict[str, list] = {"sentence1": [], "sentence2": [], "label": []}
+    qids = _subsample(list(qrels), limit, seed)
+    for q in qids:
+        judged = {d: g for d, g in qrels[q].items() if g > 0}
+        for d, g in sorted(judged.items(), key=lambda x: -x[1]):
+            if not graded and g < top:
+                continue
+            rows["sentence1"].append(queries[q])
+            rows["sentence2"].append(ds.doc_text(d))
+            rows["label"].append(g / top if graded else 1)
+        pool = [n for n in (negatives or {}).get(q, []) if n not in judged]
+        for k in range(negatives_per_positive):
+            neg = pool[k % len(pool)] if pool else _random_doc(doc_ids, set(judged), rng)
+            rows["sentence1"].append(queries[q])
+            rows["sentence2"].append(ds.doc_text(neg))
+            rows["label"].append(0.0 if graded else 0)
+    return Dataset.from_dict(rows)
+
+
+def _random_doc(doc_ids: list[str], exclude: set[str], rng: random.Random) -> str:
+    if len(exclude) >= len(doc_ids):
+        raise DataError("cannot draw a negative: every passage in the corpus is judged relevant")
+    while True:
+        d = rng.choice(doc_ids)
+        if d not in exclude:
+            return d
+
+
+def _subsample(items: list, limit: int | None, seed: int) -> list:
+    if limit is None or limit >= len(items):
+        return list(items)
+    return random.Random(seed).sample(items, limit)

@@ -1,0 +1,108 @@
+import json
+
+import pytest
+
+from kit.data import (BeirDataset, DataError, doc_text, labeled_pairs, load_beir, positive_pairs, save_beir,
+                      triplets, validate_beir)
+
+
+def test_load_tiny(tiny_dir):
+    ds = load_beir(tiny_dir)
+    assert ds.splits == ["test", "train"]
+    queries, qrels = ds.split("train")
+    assert list(queries) == ["q1", "q2", "q3"]
+    assert qrels["q2"] == {"hotel": 2, "minibar": 1}
+    assert ds.doc_text("taxi") == "Taxis. Taxis and rideshares to the airport are reimbursed at the standard tier."
+    stats = ds.stats()
+    assert stats["documents"] == 6 and stats["train_queries"] == 3 and stats["test_grades"] == {1: 1, 2: 3}
+
+
+def test_unknown_split_names_available(tiny_dir):
+    with pytest.raises(DataError, match="no split 'dev'; available: test, train"):
+        load_beir(tiny_dir).split("dev")
+    with pytest.raises(DataError, match="split 'dev' not found"):
+        load_beir(tiny_dir, splits=["dev"])
+
+
+def _append(path, line):
+    with open(path, "a") as fh:
+        fh.write(line + "\n")
+
+
+@pytest.mark.parametrize("file,line,message", [
+    ("corpus.jsonl", '{"_id": "bad", "title": "x", "text": "unterminated', r"corpus.jsonl:7: malformed JSON"),
+    ("corpus.jsonl", '{"title": "x", "text": "no id"}', r"corpus.jsonl:7: missing field\(s\) _id"),
+    ("corpus.jsonl", '{"_id": "taxi", "title": "x", "text": "again"}', r"corpus.jsonl:7: duplicate _id 'taxi' \(first on line 1\)"),
+    ("queries.jsonl", '{"_id": "q9"}', r"queries.jsonl:7: missing field\(s\) text"),
+    ("qrels/test.tsv", "q4\tnope\t1", r"qrels/test.tsv:6: corpus-id 'nope' is not in corpus.jsonl"),
+    ("qrels/test.tsv", "q99\ttaxi\t1", r"qrels/test.tsv:6: query-id 'q99' is not in queries.jsonl"),
+    ("qrels/test.tsv", "q4\ttaxi\thigh", r"qrels/test.tsv:6: score 'high' is not an integer"),
+    ("qrels/test.tsv", "q4\ttaxi", r"qrels/test.tsv:6: expected 3 tab-separated columns"),
+])
+def test_validation_names_file_and_line(tiny_dir, file, line, message):
+    _append(tiny_dir / file, line)
+    ds, report = validate_beir(tiny_dir)
+    assert ds is None and not report.ok
+    with pytest.raises(DataError, match=message):
+        load_beir(tiny_dir)
+
+
+def test_empty_split_and_missing_files(tiny_dir):
+    (tiny_dir / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n")
+    with pytest.raises(DataError, match=r"qrels/dev.tsv: empty split"):
+        load_beir(tiny_dir)
+    (tiny_dir / "queries.jsonl").unlink()
+    with pytest.raises(DataError, match=r"queries.jsonl: file not found"):
+        load_beir(tiny_dir)
+    with pytest.raises(DataError, match="not a folder"):
+        load_beir(tiny_dir / "nowhere")
+
+
+def test_nothing_dropped_silently(tiny_dir):
+    """An unjudged query is kept and reported as a warning, not dropped."""
+    _append(tiny_dir / "queries.jsonl", json.dumps({"_id": "q7", "text": "an extra question"}))
+    ds, report = validate_beir(tiny_dir)
+    assert ds is not None and "q7" in ds.queries
+    assert any("1 queries have no judgments" in w for w in report.warnings)
+
+
+def test_save_roundtrip(tiny_dir, tmp_path):
+    ds = load_beir(tiny_dir)
+    save_beir(ds, tmp_path / "copy")
+    again = load_beir(tmp_path / "copy")
+    assert again.corpus == ds.corpus and again.queries == ds.queries and again.qrels == ds.qrels
+    assert not list((tmp_path / "copy").rglob("*.tmp"))
+
+
+def test_doc_text_joins_title():
+    assert doc_text({"title": "", "text": "only text"}) == "only text"
+    assert doc_text({"title": "Why?", "text": "Because."}) == "Why? Because."
+
+
+def test_training_views_column_order(tiny_dir):
+    ds = load_beir(tiny_dir)
+    pairs = positive_pairs(ds, "train")
+    assert pairs.column_names == ["anchor", "positive"] and len(pairs) == 3
+    assert pairs[0] == {"anchor": "can I get a cab to the airport?", "positive": ds.doc_text("taxi")}
+
+    tri = triplets(ds, "train", seed=0)
+    assert tri.column_names == ["anchor", "positive", "negative"] and len(tri) == 3
+    for row, q in zip(tri, ["q1", "q2", "q3"]):
+        judged = {ds.doc_text(d) for d in ds.qrels["train"][q]}
+        assert row["negative"] not in judged  # judged passages are never negatives
+
+    hard = triplets(ds, "train", negatives={"q1": ["hotel"], "q2": ["minibar", "visa"]})
+    assert hard[0]["negative"] == ds.doc_text("hotel")
+    assert hard[1]["negative"] == ds.doc_text("visa")  # 'minibar' is judged for q2, so skipped
+
+    lp = labeled_pairs(ds, "train", seed=0)
+    assert lp.column_names == ["sentence1", "sentence2", "label"]
+    assert sorted(lp["label"]) == [0, 0, 0, 1, 1, 1]
+    graded = labeled_pairs(ds, "train", graded=True, seed=0)
+    assert sorted(graded["label"]) == [0.0, 0.0, 0.0, 0.5, 1.0, 1.0, 1.0]
+
+
+def test_views_are_seeded(tiny_dir):
+    ds = load_beir(tiny_dir)
+    assert triplets(ds, "train", seed=3)["negative"] == triplets(ds, "train", seed=3)["negative"]
+    assert len(positive_pairs(ds, "train", limit=2)) == 2

@@ -1,0 +1,61 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kit.errors import ModelLoadError
+from kit.models import DEFAULT_MODEL, is_bi_encoder_folder, load_bi_encoder, resolve_model, shipped_model_path
+
+QUICKSTART = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
+EXPECTED = [[1.0, 0.6660, 0.1046], [0.6660, 1.0, 0.1411], [0.1046, 0.1411, 1.0]]
+
+
+def test_resolution():
+    assert resolve_model(DEFAULT_MODEL) == str(shipped_model_path())
+    assert resolve_model(None) == str(shipped_model_path())
+    assert resolve_model("BAAI/bge-small-en-v1.5") == "BAAI/bge-small-en-v1.5"
+    assert is_bi_encoder_folder(shipped_model_path())
+
+
+@pytest.mark.slow
+def test_shipped_weights_are_the_official_model(model):
+    """The sentence-transformers quickstart similarities, to 4 decimals."""
+    emb = model.encode(QUICKSTART)
+    sim = model.similarity(emb, emb).numpy()
+    np.testing.assert_allclose(sim, EXPECTED, atol=5e-5)
+
+
+@pytest.mark.slow
+def test_loads_offline_in_a_fresh_process():
+    code = ("from kit.models import load_bi_encoder; m = load_bi_encoder(); "
+            "print(m.encode(['hello']).shape)")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "(1, 384)" in out.stdout
+
+
+def test_unknown_model_gives_one_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as info:
+        load_bi_encoder("nobody/no-such-model")
+    msg = str(info.value)
+    assert "'nobody/no-such-model'" in msg and "HF_HUB_OFFLINE=1" in msg and DEFAULT_MODEL in msg
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no hub stack trace chained
+
+
+def test_bad_local_path(tmp_path):
+    with pytest.raises(ModelLoadError, match="looks like a local path"):
+        load_bi_encoder(str(tmp_path / "missing"))
+
+
+@pytest.mark.slow
+def test_cross_encoder_from_bi_encoder_has_fresh_head():
+    from kit.models import load_cross_encoder
+
+    reranker = load_cross_encoder(max_length=64)
+    scores = reranker.predict([("can I take a taxi?", "Taxis are reimbursed."), ("a", "b")])
+    assert scores.shape == (2,)
+    assert np.all((scores > 0.3) & (scores < 0.7))  # untrained head: near 0.5 for everything
