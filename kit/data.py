@@ -65,6 +65,7 @@ class BeirDataset:
     qrels: dict[str, Qrels]
     name: str = "dataset"
     path: Path | None = None
+    query_meta: dict[str, dict] = field(default_factory=dict)  # extra fields of queries.jsonl (e.g. style)
 
     @property
     def splits(self) -> list[str]:
@@ -227,9 +228,13 @@ def validate_beir(path: str | os.PathLike, splits: Iterable[str] | None = None) 
         return None, report
 
     raw_corpus = _read_records(root / "corpus.jsonl", ("_id", "text"), report)
-    corpus = {i: {"title": str(o.get("title") or ""), "text": str(o.get("text") or "")} for i, o in raw_corpus.items()}
+    # Extra corpus fields (e.g. topic) are kept beside title and text; extra query fields go to query_meta.
+    corpus = {i: {**{k: v for k, v in o.items() if k != "_id"}, "title": str(o.get("title") or ""),
+                  "text": str(o.get("text") or "")} for i, o in raw_corpus.items()}
     raw_queries = _read_records(root / "queries.jsonl", ("_id", "text"), report)
     queries = {i: str(o["text"]) for i, o in raw_queries.items()}
+    query_meta = {i: {k: v for k, v in o.items() if k not in ("_id", "text")} for i, o in raw_queries.items()}
+    query_meta = {i: m for i, m in query_meta.items() if m}
     if not corpus:
         report.errors.append("corpus.jsonl: no documents")
     if not queries:
@@ -241,7 +246,7 @@ def validate_beir(path: str | os.PathLike, splits: Iterable[str] | None = None) 
         report.warnings.append(f"queries.jsonl: {unjudged} queries have no judgments in the loaded splits")
     if report.errors:
         return None, report
-    return BeirDataset(corpus, queries, qrels, name=root.name, path=root), report
+    return BeirDataset(corpus, queries, qrels, name=root.name, path=root, query_meta=query_meta), report
 
 
 def load_beir(path: str | os.PathLike, splits: Iterable[str] | None = None) -> BeirDataset:
@@ -291,9 +296,11 @@ def save_beir(ds: BeirDataset, path: str | os.PathLike) -> Path:
     >>> save_beir(ds, "/tmp/my_copy")      # doctest: +SKIP
     """
     root = Path(path)
-    corpus = "".join(json.dumps({"_id": i, "title": d.get("title", ""), "text": d["text"]}, ensure_ascii=False) + "\n"
+    corpus = "".join(json.dumps({"_id": i, "title": d.get("title", ""), "text": d["text"],
+                                 **{k: v for k, v in d.items() if k not in ("title", "text")}}, ensure_ascii=False) + "\n"
                      for i, d in ds.corpus.items())
-    queries = "".join(json.dumps({"_id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in ds.queries.items())
+    queries = "".join(json.dumps({"_id": i, "text": t, **ds.query_meta.get(i, {})}, ensure_ascii=False) + "\n"
+                      for i, t in ds.queries.items())
     atomic_write_text(root / "corpus.jsonl", corpus)
     atomic_write_text(root / "queries.jsonl", queries)
     for split, qrels in ds.qrels.items():

@@ -99,13 +99,21 @@ class DenseIndex:
 
     @classmethod
     def build(cls, model: "SentenceTransformer", corpus: Corpus, *, batch_size: int = 64,
-              show_progress_bar: bool | None = None) -> "DenseIndex":
-        """Encode every passage (``"title. text"``) of ``corpus``."""
+              show_progress_bar: bool | None = None, cache_tag: str | None = None) -> "DenseIndex":
+        """Encode every passage (``"title. text"``) of ``corpus``.
+
+        With ``cache_tag`` (a name for the model's weights) the embeddings are cached on disk
+        (:func:`kit.cache.cached_encode`), so notebooks do not re-encode the same corpus.
+        """
         ids = list(corpus)
         if not ids:
             raise KitError("DenseIndex.build: the corpus is empty")
-        return cls(model, ids, encode(model, [doc_text(corpus[d]) for d in ids], batch_size=batch_size,
-                                      show_progress_bar=show_progress_bar))
+        texts = [doc_text(corpus[d]) for d in ids]
+        if cache_tag is not None:
+            from .cache import cached_encode
+
+            return cls(model, ids, cached_encode(model, texts, cache_tag, batch_size=batch_size))
+        return cls(model, ids, encode(model, texts, batch_size=batch_size, show_progress_bar=show_progress_bar))
 
     def encode_queries(self, queries: Queries, batch_size: int = 64) -> np.ndarray:
         return encode(self.model, list(queries.values()), batch_size=batch_size)

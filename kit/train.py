@@ -1,0 +1,363 @@
+"""Fine-tuning recipes on top of the sentence-transformers Trainer: losses by data shape,
+a dev-split evaluator scored with ir-measures, best-checkpoint selection, freezing and adapters.
+
+Taught in ``notebooks/01_representations.ipynb`` (a first fine-tune), ``02_losses.ipynb`` (losses)
+and ``04_bi_encoder.ipynb`` (the full recipe, task adaptation, convergence).
+
+>>> from kit.data import load_expense_policy, positive_pairs
+>>> from kit.models import load_bi_encoder
+>>> from kit.train import train_bi_encoder, RetrievalEvaluator
+>>> ds = load_expense_policy()                                              # doctest: +SKIP
+>>> result = train_bi_encoder(load_bi_encoder(), positive_pairs(ds, "train"),
+...                           evaluator=RetrievalEvaluator(ds, "dev"))       # doctest: +SKIP
+>>> result.best_metric, result.seconds                                      # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import KitError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+
+    from .data import BeirDataset
+
+# Which loss fits which data shape (the table notebook 02 teaches).
+LOSS_DATA_SHAPE: dict[str, str] = {
+    "mnrl": "(anchor, positive[, negative]): positive pairs; other passages in the batch are the negatives",
+    "contrastive": "(sentence1, sentence2, label): label 1 = similar, 0 = dissimilar",
+    "online_contrastive": "(sentence1, sentence2, label): like contrastive, but only the hard pairs of each batch count",
+    "triplet": "(anchor, positive, negative): the positive must be closer than the negative by a margin",
+    "cosent": "(sentence1, sentence2, score): a graded similarity in [0, 1]; the ranking of pairs is learned",
+    "cosine": "(sentence1, sentence2, score): regress cosine similarity onto the score",
+}
+
+
+def make_loss(name: str, model: "SentenceTransformer", **kwargs: Any):
+    """The sentence-transformers loss called ``name`` (a key of :data:`LOSS_DATA_SHAPE`).
+
+    >>> loss = make_loss("mnrl", model)                      # doctest: +SKIP
+    """
+    from sentence_transformers.sentence_transformer import losses
+
+    table: dict[str, Callable] = {
+        "mnrl": losses.MultipleNegativesRankingLoss,
+        "contrastive": losses.ContrastiveLoss,
+        "online_contrastive": losses.OnlineContrastiveLoss,
+        "triplet": losses.TripletLoss,
+        "cosent": losses.CoSENTLoss,
+        "cosine": losses.CosineSimilarityLoss,
+    }
+    if name not in table:
+        raise KitError(f"unknown loss {name!r}; choose one of: {', '.join(table)}")
+    return table[name](model, **kwargs)
+
+
+# --------------------------------------------------------------------------- evaluator
+
+def _base_evaluator():
+    from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
+
+    return BaseEvaluator
+
+
+class RetrievalEvaluator(_base_evaluator()):
+    """Dev-split retrieval scored with ir-measures (graded nDCG@10, like every number in the kit).
+
+    Used by the Trainer to pick the best checkpoint (``primary_metric``: ``<name>_nDCG@10``).
+
+    >>> evaluator = RetrievalEvaluator(ds, "dev")             # doctest: +SKIP
+    >>> evaluator(model)                                      # doctest: +SKIP
+    {'dev_nDCG@10': 0.64, 'dev_RR@10': 0.61, 'dev_R@100': 0.97}
+    """
+
+    def __init__(self, ds: "BeirDataset", split: str = "dev", *, name: str | None = None,
+                 measures: tuple[str, ...] = ("nDCG@10", "RR@10", "R@100"), batch_size: int = 64,
+                 max_queries: int | None = None, seed: int = 42):
+        super().__init__()
+        import random
+
+        queries, qrels = ds.split(split)
+        if max_queries is not None and max_queries < len(queries):
+            keep = sorted(random.Random(seed).sample(sorted(queries), max_queries))
+            queries, qrels = {q: queries[q] for q in keep}, {q: qrels[q] for q in keep}
+        self.corpus, self.queries, self.qrels = ds.corpus, queries, qrels
+        self.name = name if name is not None else split
+        self.measures, self.batch_size = measures, batch_size
+        self.primary_metric = measures[0]
+        self.history: list[dict[str, float]] = []
+
+    def __call__(self, model, output_path: str | None = None, epoch: float = -1, steps: int = -1) -> dict[str, float]:
+        from .evaluate import evaluate
+        from .retrieval import DenseIndex
+
+        was_training = model.training
+        run = DenseIndex.build(model, self.corpus, batch_size=self.batch_size, show_progress_bar=False) \
+            .search(self.queries, k=100)
+        model.train(was_training)
+        metrics = evaluate(run, self.qrels, self.measures)
+        self.history.append({"step": steps, "epoch": epoch, **metrics})
+        metrics = self.prefix_name_to_metrics(metrics, self.name)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
+
+
+# --------------------------------------------------------------------------- freezing and adapters
+
+def transformer_layers(model: "SentenceTransformer") -> tuple[Any, list[Any]]:
+    """``(embeddings, [layer_1, ..., layer_n])`` of the model's transformer (BERT-like, and common others)."""
+    auto = model[0].auto_model
+    embeddings = getattr(auto, "embeddings", None) or getattr(auto, "embed_tokens", None)
+    for path in ("encoder.layer", "layers", "transformer.layer", "encoder.layers"):
+        obj = auto
+        try:
+            for part in path.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        return embeddings, list(obj)
+    raise KitError(f"cannot find the transformer layers of {type(auto).__name__} to freeze")
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts.
+
+    >>> import torch
+    >>> count_parameters(torch.nn.Linear(3, 2))
+    (8, 8)
+    """
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def freeze(model: "SentenceTransformer", train_top_layers: int) -> "SentenceTransformer":
+    """Task adaptation: freeze the embeddings and all but the top ``train_top_layers`` layers.
+
+    ``train_top_layers=0`` freezes the whole transformer (only modules after it, such as an
+    adapter, still learn). Modifies ``model`` in place and returns it.
+
+    >>> freeze(model, 2); count_parameters(model)             # doctest: +SKIP
+    """
+    embeddings, layers = transformer_layers(model)
+    if not 0 <= train_top_layers <= len(layers):
+        raise KitError(f"train_top_layers must be between 0 and {len(layers)}, got {train_top_layers}")
+    for p in model[0].parameters():
+        p.requires_grad = False
+    for layer in layers[len(layers) - train_top_layers:]:
+        for p in layer.parameters():
+            p.requires_grad = True
+    return model
+
+
+def add_adapter(model: "SentenceTransformer", *, freeze_encoder: bool = True) -> "SentenceTransformer":
+    """Append a small trainable linear adapter after pooling, initialized to the identity.
+
+    At step 0 the model's embeddings are unchanged; training moves only the adapter (plus any
+    unfrozen layers). The adapter is a ``Dense`` module, so it saves and loads with the model.
+
+    >>> model = add_adapter(load_bi_encoder()); count_parameters(model)[0]   # doctest: +SKIP
+    147840
+    """
+    import torch
+    from sentence_transformers.base.modules.dense import Dense
+
+    dim = model.get_sentence_embedding_dimension()
+    adapter = Dense(dim, dim, bias=True, activation_function=torch.nn.Identity(),
+                    init_weight=torch.eye(dim), init_bias=torch.zeros(dim))
+    names = [type(m).__name__ for m in model]
+    position = names.index("Normalize") if "Normalize" in names else len(names)
+    modules = list(model)
+    modules.insert(position, adapter)
+    from sentence_transformers import SentenceTransformer
+
+    new = SentenceTransformer(modules=modules, device=str(model.device))
+    new.model_card_data = model.model_card_data
+    if freeze_encoder:
+        freeze(new, 0)
+    return new
+
+
+def reinitialize(model: "SentenceTransformer", seed: int = 42) -> "SentenceTransformer":
+    """Replace every transformer weight with a fresh random initialization (same architecture).
+
+    The baseline for "pre-trained weights converge faster" (notebook 04).
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    auto = model[0].auto_model
+    if hasattr(auto, "_init_weights"):
+        auto.apply(auto._init_weights)
+    else:  # pragma: no cover - non-HF transformer
+        for m in auto.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+    return model
+
+
+# --------------------------------------------------------------------------- training
+
+def _trainer_callback():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class _KeepBest(_trainer_callback()):
+    """Keep a CPU copy of the weights with the best dev score (the starting weights included)."""
+
+    def __init__(self, key: str, start_score: float, model):
+        self.key, self.best = key, start_score
+        self.state = self._copy(model)
+
+    @staticmethod
+    def _copy(model) -> dict:
+        return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        score = (metrics or {}).get(self.key)
+        if score is not None and model is not None and score > self.best:
+            self.best, self.state = score, self._copy(model)
+
+    def restore(self, model) -> None:
+        model.load_state_dict(self.state)
+
+@dataclass
+class TrainConfig:
+    """The bi-encoder recipe's settings; the defaults suit a 2-core CPU and short passages."""
+
+    loss: str = "mnrl"                # positive pairs (+ mined negatives): MultipleNegativesRankingLoss
+    epochs: float = 1.0               # small data: one pass already moves the model a lot
+    max_steps: int = -1               # > 0 caps the run (FAST mode, learning curves)
+    batch_size: int = 32              # in-batch negatives: bigger is better, 32 fits CPU memory and time
+    learning_rate: float = 5e-5       # a little above the usual 2e-5: few steps to learn in
+    warmup_ratio: float = 0.1         # ramp the learning rate up over the first 10% of steps
+    max_seq_length: int | None = 128  # passages here are under 160 words; 128 tokens covers most
+    no_duplicates: bool = True        # no repeated text in a batch: a duplicate would be a false negative
+    eval_steps: int | None = None     # evaluate on dev every N steps (default: about 4 times per run)
+    load_best: bool = True            # keep the checkpoint with the best dev score, not the last one
+    seed: int = 42
+    logging_steps: int = 5
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced and what it cost."""
+
+    model: "SentenceTransformer"
+    seconds: float
+    steps: int
+    examples: int
+    trainable_params: int
+    total_params: int
+    history: list[dict[str, float]]          # dev metrics at each evaluation (step 0 included)
+    losses: list[dict[str, float]]           # training loss log
+    best_step: int | None = None
+    best_metric: float | None = None
+    output_dir: str | None = None
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.examples / self.seconds if self.seconds else float("nan")
+
+
+def _steps_per_epoch(n: int, batch_size: int, world: int) -> int:
+    return max(1, math.ceil(n / (batch_size * world)))
+
+
+def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, config: TrainConfig | None = None,
+                     evaluator=None, output_dir: str | os.PathLike | None = None, loss=None,
+                     callbacks: list | None = None, **overrides: Any) -> TrainResult:
+    """Fine-tune a bi-encoder with the sentence-transformers Trainer and return a :class:`TrainResult`.
+
+    ``config`` (or keyword ``overrides`` of its fields) sets the recipe; ``evaluator`` (e.g.
+    :class:`RetrievalEvaluator` on the dev split) is run before training, every ``eval_steps``
+    and at the end, and with ``load_best`` the best checkpoint is kept. ``output_dir`` holds the
+    checkpoints (a temporary folder if not given); save the final model with ``result.model.save(path)``.
+
+    >>> result = train_bi_encoder(model, positive_pairs(ds), evaluator=RetrievalEvaluator(ds, "dev"),
+    ...                           max_steps=20)              # doctest: +SKIP
+    """
+    import torch
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.training_args import (BatchSamplers,
+                                                                           SentenceTransformerTrainingArguments)
+
+    cfg = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
+    if len(train_dataset) == 0:
+        raise KitError("train_bi_encoder: the training dataset is empty")
+    if cfg.batch_size < 1:
+        raise KitError(f"batch_size must be at least 1, got {cfg.batch_size}")
+    if cfg.max_seq_length:
+        model.max_seq_length = cfg.max_seq_length
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    steps = cfg.max_steps if cfg.max_steps > 0 else \
+        math.ceil(cfg.epochs * _steps_per_epoch(len(train_dataset), cfg.batch_size, world))
+    eval_steps = cfg.eval_steps or max(1, steps // 4)
+    tmp = None
+    if output_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="kit-train-")
+        output_dir = tmp.name
+    use_eval = evaluator is not None
+    keep_best = None
+    if use_eval:  # step 0 counts: a run that only gets worse returns the starting weights
+        start = evaluator(model, epoch=0, steps=0)
+        if cfg.load_best:
+            keep_best = _KeepBest(f"eval_{evaluator.primary_metric}", start[evaluator.primary_metric], model)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,   # a float < 1 is a ratio of the total steps (transformers 5)
+        batch_sampler=BatchSamplers.NO_DUPLICATES if cfg.no_duplicates else BatchSamplers.BATCH_SAMPLER,
+        eval_strategy="steps" if use_eval else "no",
+        eval_steps=eval_steps if use_eval else None,
+        save_strategy="no",  # the best weights are kept in memory by _KeepBest (step 0 included)
+        logging_steps=cfg.logging_steps,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to="none",
+        disable_tqdm=os.environ.get("KIT_QUIET", "0") == "1",
+        dataloader_drop_last=False,
+        ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    loss_fn = loss if loss is not None else make_loss(cfg.loss, model, **cfg.loss_kwargs)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss_fn,
+                                         evaluator=evaluator,
+                                         callbacks=[*(callbacks or []), *([keep_best] if keep_best else [])])
+    for name in ("transformers.trainer", "sentence_transformers"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    t0 = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    if keep_best is not None:
+        keep_best.restore(model)
+    trainable, total = count_parameters(model)
+    history = list(getattr(evaluator, "history", [])) if use_eval else []
+    best_step = best_metric = None
+    if use_eval and history:
+        key = evaluator.measures[0] if hasattr(evaluator, "measures") else None
+        if key:
+            best = max(history, key=lambda h: h[key])
+            best_step, best_metric = int(best["step"]), float(best[key])
+    losses = [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
+    done = trainer.state.global_step
+    if tmp is not None:
+        tmp.cleanup()
+    return TrainResult(model=trainer.model, seconds=seconds, steps=done,
+                       examples=done * cfg.batch_size * world, trainable_params=trainable, total_params=total,
+                       history=history, losses=losses, best_step=best_step, best_metric=best_metric,
+                       output_dir=None if tmp is not None else str(output_dir))

@@ -1,0 +1,75 @@
+"""Training utilities: freezing really freezes, the adapter starts as the identity, the trainer keeps
+the best checkpoint. Uses the shipped model on a few tiny batches (seconds on a 2-core CPU)."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from kit.data import load_beir, positive_pairs
+from kit.errors import KitError
+from kit.train import (LOSS_DATA_SHAPE, RetrievalEvaluator, add_adapter, count_parameters, freeze, make_loss,
+                       train_bi_encoder, transformer_layers)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def fresh_model(model):
+    return copy.deepcopy(model)
+
+
+def test_freeze_top_layers_counts(fresh_model):
+    _, layers = transformer_layers(fresh_model)
+    assert len(layers) == 6
+    total = count_parameters(fresh_model)[1]
+    freeze(fresh_model, 2)
+    trainable, _ = count_parameters(fresh_model)
+    per_layer = sum(p.numel() for p in layers[0].parameters())
+    assert trainable == 2 * per_layer and total == 22_713_216
+    with pytest.raises(KitError, match="between 0 and 6"):
+        freeze(fresh_model, 7)
+
+
+def test_frozen_parameters_do_not_change(fresh_model, tiny_dir):
+    ds = load_beir(tiny_dir)
+    freeze(fresh_model, 1)
+    before = {n: p.detach().clone() for n, p in fresh_model.named_parameters()}
+    train_bi_encoder(fresh_model, positive_pairs(ds, "train"), max_steps=2, batch_size=3, learning_rate=1e-3,
+                     max_seq_length=32, no_duplicates=False)
+    changed = {n for n, p in fresh_model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert changed, "the top layer should have moved"
+    assert all(".layer.5." in n for n in changed), sorted(changed)[:5]
+
+
+def test_adapter_starts_as_identity_and_only_it_trains(fresh_model, tiny_dir):
+    texts = ["can I take a taxi?", "hotel cap in New York"]
+    before = fresh_model.encode(texts)
+    adapted = add_adapter(fresh_model)
+    np.testing.assert_allclose(adapted.encode(texts), before, atol=1e-5)
+    assert count_parameters(adapted)[0] == 384 * 384 + 384
+    ds = load_beir(tiny_dir)
+    train_bi_encoder(adapted, positive_pairs(ds, "train"), max_steps=2, batch_size=3, learning_rate=1e-2,
+                     max_seq_length=32, no_duplicates=False)
+    assert not np.allclose(adapted.encode(texts), before, atol=1e-4)
+
+
+def test_best_checkpoint_is_kept(fresh_model, tiny_dir):
+    """A learning rate that wrecks the model: the trainer must return the step-0 weights' score."""
+    ds = load_beir(tiny_dir)
+    evaluator = RetrievalEvaluator(ds, "test")
+    start = evaluator(fresh_model)["test_nDCG@10"]
+    result = train_bi_encoder(fresh_model, positive_pairs(ds, "train"), evaluator=evaluator, max_steps=4,
+                              eval_steps=2, batch_size=3, learning_rate=0.5, max_seq_length=32, no_duplicates=False)
+    scores = [h["nDCG@10"] for h in result.history]
+    assert result.best_metric == max(scores)
+    final = RetrievalEvaluator(ds, "test")(result.model)["test_nDCG@10"]
+    assert final == pytest.approx(result.best_metric, abs=1e-6)
+    assert final >= start - 1e-6
+
+
+def test_losses_by_shape(fresh_model):
+    assert set(LOSS_DATA_SHAPE) == {"mnrl", "contrastive", "online_contrastive", "triplet", "cosent", "cosine"}
+    assert type(make_loss("cosent", fresh_model)).__name__ == "CoSENTLoss"
+    with pytest.raises(KitError, match="unknown loss 'nope'"):
+        make_loss("nope", fresh_model)
