@@ -415,3 +415,28 @@ def _subsample(items: list, limit: int | None, seed: int) -> list:
     if limit is None or limit >= len(items):
         return list(items)
     return random.Random(seed).sample(items, limit)
+
+
+def sample(ds: BeirDataset, queries_per_split: int | None, *, extra_docs: int = 100, seed: int = 42) -> BeirDataset:
+    """A smaller copy for quick runs: ``queries_per_split`` queries of each split, every passage they
+    judge, plus ``extra_docs`` other passages as distractors. ``None`` returns ``ds`` unchanged.
+
+    Notebooks call ``sample(ds, pick(full=None, fast=30))``, so FAST mode shrinks the data in one line.
+
+    >>> small = sample(load_expense_policy(), 30)          # doctest: +SKIP
+    """
+    if queries_per_split is None:
+        return ds
+    rng = random.Random(seed)
+    qrels: dict[str, Qrels] = {}
+    for split, judged in ds.qrels.items():
+        keep = sorted(judged) if len(judged) <= queries_per_split else sorted(rng.sample(sorted(judged), queries_per_split))
+        qrels[split] = {q: dict(judged[q]) for q in keep}
+    needed = {d for judged in qrels.values() for docs in judged.values() for d in docs}
+    others = [d for d in ds.corpus if d not in needed]
+    needed |= set(rng.sample(others, min(extra_docs, len(others))))
+    corpus = {d: doc for d, doc in ds.corpus.items() if d in needed}
+    kept_q = {q for judged in qrels.values() for q in judged}
+    return BeirDataset(corpus=corpus, queries={q: t for q, t in ds.queries.items() if q in kept_q}, qrels=qrels,
+                       name=f"{ds.name}-sample", path=ds.path,
+                       query_meta={q: m for q, m in ds.query_meta.items() if q in kept_q})

@@ -126,3 +126,102 @@ def format_table(metrics: Mapping[str, Mapping[str, float]], digits: int = 4) ->
     """A plain-text table of ``{run: {measure: value}}`` (for the CLI and logs)."""
     df = pd.DataFrame(metrics).T
     return df.to_string(float_format=lambda v: f"{v:.{digits}f}")
+
+
+# --------------------------------------------------------------------------- the same model, other tasks
+# Notebook 02 scores one model three ways (retrieval, binary classification, similarity) and
+# notebook 01 measures the latent space itself (topics: probe, clustering, silhouette).
+
+def pair_similarities(model, ds, split: str = "test", *, negatives: dict[str, list[str]] | None = None,
+                      seed: int = 42, batch_size: int = 64) -> pd.DataFrame:
+    """Cosine similarity of judged (query, passage) pairs plus one negative per query.
+
+    Columns: ``query_id, doc_id, grade`` (2 answers, 1 related, 0 negative) and ``cosine``.
+    Negatives come from ``negatives`` (e.g. mined hard negatives) or are drawn at random (seeded).
+
+    >>> pairs = pair_similarities(model, ds, "test")           # doctest: +SKIP
+    >>> pairs.groupby("grade").cosine.mean()                   # doctest: +SKIP
+    """
+    import random
+
+    from .data import doc_text
+    from .retrieval import encode
+
+    queries, qrels = ds.split(split)
+    rng = random.Random(seed)
+    doc_ids = list(ds.corpus)
+    rows = []
+    for q, docs in qrels.items():
+        for d, g in docs.items():
+            rows.append((q, d, int(g)))
+        pool = [n for n in (negatives or {}).get(q, []) if n not in docs]
+        neg = pool[0] if pool else rng.choice([d for d in doc_ids if d not in docs])
+        rows.append((q, neg, 0))
+    frame = pd.DataFrame(rows, columns=["query_id", "doc_id", "grade"])
+    q_ids, d_ids = sorted(set(frame.query_id)), sorted(set(frame.doc_id))
+    q_emb = dict(zip(q_ids, encode(model, [queries[q] for q in q_ids], batch_size=batch_size)))
+    d_emb = dict(zip(d_ids, encode(model, [doc_text(ds.corpus[d]) for d in d_ids], batch_size=batch_size)))
+    frame["cosine"] = [float(q_emb[q] @ d_emb[d]) for q, d in zip(frame.query_id, frame.doc_id)]
+    return frame
+
+
+def classification_scores(scores: Sequence[float], labels: Sequence[int]) -> dict[str, float]:
+    """Binary classification at the best cosine threshold: accuracy, F1, average precision.
+
+    ``labels``: 1 = relevant, 0 = not. The threshold is the one that maximizes accuracy
+    (reported, so it can be reused on new data).
+
+    >>> classification_scores([0.9, 0.8, 0.3, 0.1], [1, 1, 0, 0])["accuracy"]
+    1.0
+    """
+    from sklearn.metrics import average_precision_score, f1_score
+
+    s, y = np.asarray(scores, float), np.asarray(labels, int)
+    if s.size == 0 or len(set(y.tolist())) < 2:
+        raise KitError("classification_scores: need scores for both relevant and non-relevant pairs")
+    order = np.unique(s)
+    cands = np.concatenate([[order[0] - 1e-6], (order[:-1] + order[1:]) / 2, [order[-1] + 1e-6]])
+    acc = [float(((s > t) == y).mean()) for t in cands]
+    best = int(np.argmax(acc))
+    threshold = float(cands[best])
+    return {"accuracy": acc[best], "f1": float(f1_score(y, s > threshold)),
+            "average_precision": float(average_precision_score(y, s)), "threshold": threshold}
+
+
+def similarity_spearman(scores: Sequence[float], grades: Sequence[float]) -> float:
+    """Spearman rank correlation between cosine scores and graded labels (semantic similarity).
+
+    >>> similarity_spearman([0.9, 0.5, 0.1], [2, 1, 0])
+    1.0
+    """
+    from scipy import stats
+
+    return float(stats.spearmanr(scores, grades).statistic)
+
+
+def topic_structure(embeddings: np.ndarray, topics: Sequence[str], *, seed: int = 42) -> dict[str, float]:
+    """How well the latent space separates topics, three ways.
+
+    - ``silhouette``: cosine silhouette of the topic labels (-1..1, higher = tighter, better separated).
+    - ``probe_accuracy``: a linear probe (logistic regression, 5-fold cross-validation) predicting topic.
+    - ``cluster_ami``: adjusted mutual information between k-means clusters (k = number of topics) and topics.
+
+    >>> topic_structure(emb, [ds.corpus[d]["topic"] for d in ds.corpus])    # doctest: +SKIP
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import adjusted_mutual_info_score, silhouette_score
+    from sklearn.model_selection import cross_val_score
+
+    y = np.asarray(topics)
+    k = len(set(y.tolist()))
+    if k < 2:
+        raise KitError("topic_structure: need at least two topics")
+    probe = LogisticRegression(max_iter=2000, C=10.0)
+    folds = min(5, int(min(np.unique(y, return_counts=True)[1])))
+    clusters = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(embeddings)
+    return {
+        "silhouette": float(silhouette_score(embeddings, y, metric="cosine")),
+        "probe_accuracy": float(cross_val_score(probe, embeddings, y, cv=max(2, folds)).mean()),
+        "cluster_ami": float(adjusted_mutual_info_score(y, clusters)),
+    }

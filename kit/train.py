@@ -361,3 +361,30 @@ def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, 
                        examples=done * cfg.batch_size * world, trainable_params=trainable, total_params=total,
                        history=history, losses=losses, best_step=best_step, best_metric=best_metric,
                        output_dir=None if tmp is not None else str(output_dir))
+
+
+# --------------------------------------------------------------------------- the series' shared fine-tune
+
+SHARED_MODEL = "minilm-expense-mnrl"
+
+
+def shared_fine_tuned_model(ds: "BeirDataset", *, refresh: bool = False) -> "SentenceTransformer":
+    """The fine-tuned bi-encoder notebooks 01, 02 and 04 share: trained once, then loaded from the cache.
+
+    all-MiniLM-L6-v2 + MultipleNegativesRankingLoss on the train split's (query, answer) pairs,
+    the :class:`TrainConfig` defaults, ``pick(full=12, fast=2)`` steps of 32 (8 in FAST mode) pairs.
+
+    >>> model = shared_fine_tuned_model(load_expense_policy())    # doctest: +SKIP
+    """
+    from .cache import cached_model
+    from .config import pick
+    from .data import positive_pairs
+    from .models import load_bi_encoder
+
+    def train():
+        result = train_bi_encoder(load_bi_encoder(), positive_pairs(ds, "train"),
+                                  max_steps=pick(full=12, fast=2), batch_size=pick(full=32, fast=8),
+                                  max_seq_length=pick(full=128, fast=64))
+        return result.model
+
+    return cached_model(SHARED_MODEL, train, refresh=refresh)

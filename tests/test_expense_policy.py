@@ -1,0 +1,88 @@
+"""The bundled dataset: it validates, meets the datasheet's numbers, and its splits are clean."""
+import json
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from kit.config import EXPENSE_POLICY
+from kit.data import load_expense_policy, validate_beir
+
+SEED_QUERY = "What is considered a business expense on a business trip?"
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return load_expense_policy()
+
+
+def test_validates_without_errors_or_warnings():
+    ds, report = validate_beir(EXPENSE_POLICY)
+    assert ds is not None and report.errors == [] and report.warnings == []
+
+
+def test_corpus(ds):
+    assert len(ds.corpus) >= 600
+    words = [len(d["text"].split()) for d in ds.corpus.values()]
+    assert min(words) >= 40 and max(words) <= 160
+    topics = Counter(d["topic"] for d in ds.corpus.values())
+    assert len(topics) >= 25
+    assert {d["source"] for d in ds.corpus.values()} == {"handbook", "faq", "helpdesk"}
+    texts = [d["text"] for d in ds.corpus.values()]
+    assert len(set(texts)) == len(texts)
+
+
+def test_queries_and_qrels(ds):
+    assert len(ds.queries) >= 900
+    styles = Counter(m["style"] for m in ds.query_meta.values())
+    assert styles["keyword"] / len(ds.queries) >= 0.10
+    assert styles["typo"] + styles["abbrev"] > 0
+    for split, qrels in ds.qrels.items():
+        for q, docs in qrels.items():
+            assert 2 in docs.values(), f"{split}/{q} has no grade-2 passage"
+            assert set(docs.values()) <= {1, 2}
+
+
+def test_split_sizes_and_no_overlap(ds):
+    sizes = {s: len(q) for s, q in ds.qrels.items()}
+    assert sizes["train"] >= 500 and sizes["dev"] >= 100 and sizes["test"] >= 250
+    norm = lambda t: re.sub(r"[^a-z0-9]+", " ", t.lower()).strip()  # noqa: E731
+    owner = {}
+    for split, qrels in ds.qrels.items():
+        for q in qrels:
+            key = norm(ds.queries[q])
+            assert owner.setdefault(key, split) == split, f"{ds.queries[q]!r} is in {owner[key]} and {split}"
+    assert sum(sizes.values()) == len(ds.queries)
+
+
+@pytest.mark.slow
+def test_no_near_duplicates_across_splits(ds, model):
+    from kit.retrieval import encode
+
+    ids = {s: list(q) for s, q in ds.qrels.items()}
+    emb = {s: encode(model, [ds.queries[q] for q in v]) for s, v in ids.items()}
+    for a, b in (("train", "dev"), ("train", "test"), ("dev", "test")):
+        sim = emb[a] @ emb[b].T
+        assert float(sim.max()) < 0.95, f"{a}/{b}: cosine {sim.max():.3f} between near-duplicates"
+
+
+def test_seed_query(ds):
+    qid = next(q for q, t in ds.queries.items() if t == SEED_QUERY)
+    judged = ds.qrels["test"][qid]
+    assert judged["ride-00"] == 2
+    assert ds.corpus["ride-00"]["text"].startswith("Transportation can be considered a valid business expense")
+    assert ds.corpus["gen-01"]["text"].startswith("Business expenses are defined as")
+    assert judged.get("gen-01", 0) <= 1
+
+
+def test_sme_judgments(ds):
+    rows = [json.loads(l) for l in (EXPENSE_POLICY / "sme_judgments.jsonl").read_text().splitlines() if l.strip()]
+    assert len(rows) >= 200
+    assert Counter(r["judgment"] for r in rows).keys() <= {"hard_negative", "actually_relevant", "unclear"}
+    assert len(Counter(r["judgment"] for r in rows)) == 3
+    for r in rows:
+        assert r["query_id"] in ds.queries and r["corpus_id"] in ds.corpus
+        assert r["query"] == ds.queries[r["query_id"]]
+        assert r["reason"].strip() and "\n" not in r["reason"]
+    assert len({(r["query_id"], r["corpus_id"]) for r in rows}) == len(rows)
