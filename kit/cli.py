@@ -3,10 +3,11 @@
 Commands:
   info DATA_DIR                  statistics and the validation report of a BEIR folder
   evaluate DATA_DIR              retrieve for every query of a split and score the run(s)
+  train-bi DATA_DIR --out DIR    fine-tune a bi-encoder (the recipe of notebook 04), save it
   run-notebooks                  execute the notebook series into build/
 
 Errors on bad input print one clear message (no traceback) and exit with status 2; the
-metrics are printed as one JSON object on the last line of ``evaluate``.
+metrics are printed as one JSON object on the last line of ``evaluate`` and ``train-bi``.
 
 >>> main(["info", "data/expense_policy"])       # doctest: +SKIP
 """
@@ -113,6 +114,181 @@ def _short(name: str | None) -> str:
     return p.name if p.exists() else name.split("/")[-1]
 
 
+# --------------------------------------------------------------------------- train-bi
+
+def _check(name: str, value, ok: bool, need: str) -> None:
+    if not ok:
+        raise KitError(f"{name} must be {need}, got {value}")
+
+
+def _validate_train_args(args: argparse.Namespace) -> None:
+    import math
+
+    _check("--epochs", args.epochs, math.isfinite(args.epochs) and args.epochs > 0, "a number above 0")
+    _check("--batch-size", args.batch_size, args.batch_size >= 1, "at least 1")
+    _check("--max-seq-length", args.max_seq_length, args.max_seq_length >= 8, "at least 8 (tokens)")
+    _check("--hard-negatives", args.hard_negatives, args.hard_negatives >= 0, "0 or more")
+    if args.freeze_layers is not None:
+        _check("--freeze-layers", args.freeze_layers, args.freeze_layers >= 0, "0 or more")
+    _check("--seed", args.seed, args.seed >= 0, "0 or more")
+    if args.max_steps is not None:
+        _check("--max-steps", args.max_steps, args.max_steps >= 1, "at least 1")
+    _check("--learning-rate", args.learning_rate, math.isfinite(args.learning_rate) and 0 < args.learning_rate < 1,
+           "a number between 0 and 1 (e.g. 5e-5)")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise KitError(f"--out {out} exists and is a file; give a new folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise KitError(f"--out {out} exists and is not empty; give a new folder (nothing was overwritten)")
+    if not out.parent.is_dir():
+        raise KitError(f"--out {out}: folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise KitError(f"--out {out}: folder {out.parent} is not writable")
+
+
+def _pick_dev_split(ds, args: argparse.Namespace, log) -> tuple[object, str, bool]:
+    """The dataset to train on and the name of its dev split; holds out train queries if there is none."""
+    from .train import holdout_split
+
+    if args.split not in ds.splits:
+        raise KitError(f"{ds.name}: split {args.split!r} not found (available: {', '.join(ds.splits)})")
+    dev = args.dev_split
+    if dev is not None:
+        if dev == args.split:
+            raise KitError(f"--dev-split {dev!r} is the training split; the dev split must hold other queries")
+        if dev == "test":
+            raise KitError("--dev-split test: the test split is never used while training (it would leak into "
+                           "checkpoint selection); give a dev split, or none to hold out train queries")
+        if dev not in ds.splits:
+            raise KitError(f"{ds.name}: dev split {dev!r} not found (available: {', '.join(ds.splits)})")
+        return ds, dev, False
+    if "dev" in ds.splits and args.split != "dev":
+        return ds, "dev", False
+    name = "heldout-dev"
+    held = holdout_split(ds, args.split, fraction=0.1, seed=args.seed, name=name)
+    log(f"note: {ds.name} has no dev split: holding out {len(held.qrels[name])} of {len(ds.qrels[args.split])} "
+        f"{args.split} queries (10%, seed {args.seed}) as the dev split; they are not trained on")
+    return held, name, True
+
+
+def _quick_estimate(model, data, batch_size: int, steps: int, n_evals: int, eval_texts: int) -> tuple[float, float]:
+    """Rough seconds for the run: time one forward pass over a batch of training texts;
+    a training step costs about 3 forward passes (backward is about twice the forward)."""
+    import time as _time
+
+    texts = [t for row in data.select(range(min(batch_size, len(data)))) for t in row.values()]
+    model.encode(texts[:8], batch_size=len(texts), show_progress_bar=False)  # warm-up
+    t = _time.perf_counter()
+    model.encode(texts, batch_size=len(texts), show_progress_bar=False)
+    forward = _time.perf_counter() - t
+    per_text = forward / max(len(texts), 1)
+    return 3 * forward * steps, per_text * eval_texts * n_evals
+
+
+def cmd_train_bi(args: argparse.Namespace) -> int:
+    rank, world = int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
+    main_process = rank == 0
+    log = _log if main_process else (lambda msg: None)
+    t_start = time.perf_counter()
+    _validate_train_args(args)
+
+    from .data import load_beir, positive_pairs, triplets
+    from .models import load_bi_encoder
+    from .train import (EtaCallback, RetrievalEvaluator, TrainConfig, count_parameters, format_seconds, freeze,
+                        planned_steps, save_model, train_bi_encoder, transformer_layers)
+
+    ds = load_beir(args.data_dir)
+    ds, dev_name, heldout = _pick_dev_split(ds, args, log)
+    queries, qrels = ds.split(args.split)
+    top = max(g for docs in qrels.values() for g in docs.values())
+    min_grade = 2 if top >= 2 else 1   # graded judgments: "answers" only; binary: every judged passage
+
+    model = load_bi_encoder(args.base)
+    limit = getattr(model[0].auto_model.config, "max_position_embeddings", None)
+    if limit and args.max_seq_length > limit:
+        raise KitError(f"--max-seq-length {args.max_seq_length} is above what {args.base} supports ({limit})")
+    model.max_seq_length = args.max_seq_length
+    if args.freeze_layers is not None:
+        n_layers = len(transformer_layers(model)[1])
+        if args.freeze_layers > n_layers:
+            raise KitError(f"--freeze-layers {args.freeze_layers}: {args.base} has {n_layers} transformer layers")
+        freeze(model, args.freeze_layers)
+    trainable, total = count_parameters(model)
+
+    if args.hard_negatives:
+        from .augment import mine_negatives
+
+        log(f"mining {args.hard_negatives} hard negative(s) per {args.split} query with the base model "
+            f"(encodes the {len(ds.corpus)} passages) ...")
+        t = time.perf_counter()
+        negatives = mine_negatives(model, ds, args.split, num_negatives=args.hard_negatives)
+        log(f"mined in {format_seconds(time.perf_counter() - t)}")
+        data = triplets(ds, args.split, negatives=negatives, num_negatives=args.hard_negatives,
+                        min_grade=min_grade, seed=args.seed)
+    else:
+        data = positive_pairs(ds, args.split, min_grade=min_grade, seed=args.seed)
+    if len(data) == 0:
+        raise KitError(f"{ds.name}: split {args.split!r} has no (query, passage) pair judged {min_grade} or more")
+
+    evaluator = RetrievalEvaluator(ds, dev_name)
+    cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps or -1, batch_size=args.batch_size,
+                      learning_rate=args.learning_rate, max_seq_length=args.max_seq_length, seed=args.seed)
+    steps = planned_steps(len(data), cfg)
+    eval_steps = max(1, steps // 4)
+    n_evals = 1 + sum(1 for s in range(1, steps + 1) if s % eval_steps == 0 or s == steps)
+    train_s, eval_s = _quick_estimate(model, data, args.batch_size, steps, n_evals,
+                                      len(evaluator.corpus) + len(evaluator.queries))
+    log(f"training {args.base} on {len(data)} {'/'.join(data.column_names)} rows of {ds.name}/{args.split}: "
+        f"{steps} steps of {args.batch_size} x {world} process(es), max_seq_length {args.max_seq_length}, "
+        f"{trainable:,} of {total:,} parameters trainable; dev: {len(evaluator.queries)} {dev_name} queries, "
+        f"{n_evals} evaluations")
+    log(f"rough estimate before training: about {format_seconds(train_s + eval_s)} "
+        f"({format_seconds(train_s)} training + {format_seconds(eval_s)} dev evaluation); refined after the first steps")
+
+    eta = EtaCallback(log, evaluator=evaluator, eval_steps=eval_steps)
+    result = train_bi_encoder(model, data, config=cfg, evaluator=evaluator, callbacks=[eta], eval_steps=eval_steps)
+    best = next((h for h in result.history if h["step"] == result.best_step), result.history[-1])
+    start = result.history[0]
+    measures = [m for m in evaluator.measures]
+    summary = {
+        "model": str(args.out), "base": args.base, "dataset": ds.name, "split": args.split,
+        "dev_split": dev_name, "dev_heldout_from_train": heldout, "dev_queries": len(evaluator.queries),
+        "rows": len(data), "columns": data.column_names, "hard_negatives": args.hard_negatives,
+        "batch_size": args.batch_size, "world_size": world, "max_seq_length": args.max_seq_length,
+        "learning_rate": args.learning_rate, "seed": args.seed, "freeze_layers": args.freeze_layers,
+        "trainable_params": trainable, "total_params": total,
+        "steps": result.steps, "best_step": result.best_step,
+        "seconds": round(result.seconds, 2), "step_seconds": round(result.step_seconds or 0.0, 2),
+        "pairs_per_second": round(result.train_examples_per_second, 3),
+        "dev": {m: round(best[m], 4) for m in measures},
+        "dev_step0": {m: round(start[m], 4) for m in measures},
+    }
+    if main_process:
+        if result.best_step is not None:
+            result.model.model_card_data.set_best_model_step(result.best_step)
+        result.model.model_card_data.model_name = f"{Path(args.base).name} fine-tuned on {ds.name} ({args.split})"
+        save_model(result.model, args.out)
+        summary["total_seconds"] = round(time.perf_counter() - t_start, 2)
+        log(f"best dev {measures[0]} {best[measures[0]]:.4f} at step {result.best_step} (step 0: "
+            f"{start[measures[0]]:.4f}); {result.steps} steps in {format_seconds(result.seconds)}, "
+            f"{summary['pairs_per_second']} pairs/s; saved to {args.out} "
+            f"(total {format_seconds(summary['total_seconds'])})")
+        print(json.dumps(summary))
+    _barrier()
+    return 0
+
+
+def _barrier() -> None:
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+    except Exception:  # pragma: no cover - best effort at exit
+        pass
+
+
 # --------------------------------------------------------------------------- run-notebooks
 
 def cmd_run_notebooks(args: argparse.Namespace) -> int:
@@ -149,6 +325,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="write metrics and per-query scores to this JSON file")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser(
+        "train-bi", help="fine-tune a bi-encoder on a BEIR folder and save it (the recipe of notebook 04)",
+        description="Fine-tune a bi-encoder: MultipleNegativesRankingLoss on (query, answer) pairs plus mined "
+                    "hard negatives, no duplicates in a batch, dev-split evaluation, best checkpoint kept, saved "
+                    "with a model card. The last stdout line is the result as JSON. Runs under "
+                    "`torchrun --nproc_per_node=N -m kit train-bi ...` too (DDP).")
+    p.add_argument("data_dir", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
+    p.add_argument("--out", required=True, help="folder to save the model in (must not exist, or be empty)")
+    p.add_argument("--split", default="train", help="split to train on (default: train)")
+    p.add_argument("--dev-split", default=None,
+                   help="split for checkpoint selection (default: dev; if the folder has none, 10%% of the "
+                        "training queries are held out, seeded); never test")
+    p.add_argument("--base", default="sentence-transformers/all-MiniLM-L6-v2",
+                   help="model name or path to start from (default: all-MiniLM-L6-v2, shipped offline)")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the training pairs (default 1)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="pairs per step; each query's in-batch negatives are the other passages (default 32)")
+    p.add_argument("--max-seq-length", type=int, default=128, help="truncate texts to this many tokens (default 128)")
+    p.add_argument("--hard-negatives", type=int, default=1,
+                   help="mined hard negatives per pair (default 1; 0 = in-batch negatives only)")
+    p.add_argument("--freeze-layers", type=int, default=None, metavar="N",
+                   help="train only the top N transformer layers (task adaptation; default: train all)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (overrides --epochs)")
+    p.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
+    p.set_defaults(func=cmd_train_bi)
+
     p = sub.add_parser("run-notebooks", help="execute notebooks/NN_*.ipynb into build/")
     p.add_argument("notebooks", nargs="*", help="notebook paths (default: all, in order)")
     p.add_argument("--out", default="build")
@@ -164,7 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except KitError as err:
-        _log(f"error: {err}")
+        if int(os.environ.get("RANK", "0") or 0) == 0:  # under torchrun, one message, not one per process
+            _log(f"error: {err}")
         return 2
     except FileNotFoundError as err:
         _log(f"error: {err}")

@@ -336,12 +336,15 @@ def positive_pairs(ds: BeirDataset, split: str = "train", min_grade: int = 2, li
 
 
 def triplets(ds: BeirDataset, split: str = "train", negatives: dict[str, list[str]] | None = None,
-             min_grade: int = 2, limit: int | None = None, seed: int = 42):
+             min_grade: int = 2, limit: int | None = None, seed: int = 42, num_negatives: int = 1):
     """(anchor, positive, negative) triplets for TripletLoss or MultipleNegativesRankingLoss.
 
     ``negatives`` maps a query id to candidate negative doc ids (e.g. mined hard negatives,
     see :func:`kit.augment.mine_negatives`); without it, one random unjudged passage is drawn
     per pair (seeded). Judged passages (any grade above 0) are never used as negatives.
+    ``num_negatives > 1`` gives n-tuples ``(anchor, positive, negative_1, ..., negative_n)``
+    (MultipleNegativesRankingLoss reads every negative column); a query with too few candidates
+    is topped up with random unjudged passages.
 
     >>> tri = triplets(load_expense_policy(), "train")           # doctest: +SKIP
     >>> tri.column_names                                           # doctest: +SKIP
@@ -349,17 +352,24 @@ def triplets(ds: BeirDataset, split: str = "train", negatives: dict[str, list[st
     """
     from datasets import Dataset
 
+    if num_negatives < 1:
+        raise DataError(f"triplets: num_negatives must be at least 1, got {num_negatives}")
     queries, qrels = ds.split(split)
     rng = random.Random(seed)
     doc_ids = list(ds.corpus)
-    rows: dict[str, list[str]] = {"anchor": [], "positive": [], "negative": []}
+    neg_cols = ["negative"] if num_negatives == 1 else [f"negative_{k + 1}" for k in range(num_negatives)]
+    rows: dict[str, list[str]] = {"anchor": [], "positive": [], **{c: [] for c in neg_cols}}
     for q, d in _subsample(_positives(qrels, min_grade), limit, seed):
         judged = {x for x, g in qrels[q].items() if g > 0}
-        pool = [n for n in (negatives or {}).get(q, []) if n not in judged]
-        neg = pool[len(rows["anchor"]) % len(pool)] if pool else _random_doc(doc_ids, judged, rng)
+        pool = [n for n in dict.fromkeys((negatives or {}).get(q, [])) if n not in judged]
+        i = len(rows["anchor"])  # rotate through the pool, so a query's pairs see different negatives
+        chosen = [pool[(i + k) % len(pool)] for k in range(min(num_negatives, len(pool)))]
+        while len(chosen) < num_negatives:
+            chosen.append(_random_doc(doc_ids, judged | set(chosen), rng))
         rows["anchor"].append(queries[q])
         rows["positive"].append(ds.doc_text(d))
-        rows["negative"].append(ds.doc_text(neg))
+        for col, neg in zip(neg_cols, chosen):
+            rows[col].append(ds.doc_text(neg))
     return Dataset.from_dict(rows)
 
 
@@ -404,7 +414,8 @@ def labeled_pairs(ds: BeirDataset, split: str = "train", negatives_per_positive:
 
 def _random_doc(doc_ids: list[str], exclude: set[str], rng: random.Random) -> str:
     if len(exclude) >= len(doc_ids):
-        raise DataError("cannot draw a negative: every passage in the corpus is judged relevant")
+        raise DataError(f"cannot draw a negative: all {len(doc_ids)} passages of the corpus are judged relevant "
+                        "or already used as negatives for this query (ask for fewer negatives)")
     while True:
         d = rng.choice(doc_ids)
         if d not in exclude:

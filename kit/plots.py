@@ -96,3 +96,62 @@ def learning_curves(curves: Mapping[str, Sequence[tuple[float, float]]], *, xlab
     ax.grid(alpha=0.3)
     ax.legend()
     return ax
+
+
+def encoder_diagram(ax=None, *, query: str = "What is considered a business\nexpense on a business trip?",
+                    passage: str = "Transportation can be considered\na valid business expense ...", dim: int = 384):
+    """Bi-encoder and cross-encoder side by side, drawn with boxes and arrows (no data, no model).
+
+    Left: query and passage are encoded *separately* into two vectors compared by cosine similarity
+    (passage vectors can be computed once, ahead of time). Right: the pair is read *together* by one
+    transformer that outputs a single relevance score (nothing can be precomputed). Taught in
+    ``notebooks/01_representations.ipynb`` as a preview of notebooks 04-06.
+
+    >>> ax = encoder_diagram()
+    >>> ax.get_title()
+    'Bi-encoder (retrieval) vs cross-encoder (re-ranking)'
+    """
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    ax = _axes(ax, figsize=(12, 5.5))
+    ax.set_xlim(0, 12)
+    ax.set_ylim(-0.9, 7)
+    ax.axis("off")
+
+    def box(x, y, w, h, text, color):
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.08", fc=color,
+                                    ec="0.25", lw=1.2))
+        ax.text(x, y, text, ha="center", va="center", fontsize=9)
+
+    def arrow(x0, y0, x1, y1):
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=14, lw=1.3, color="0.25"))
+
+    # bi-encoder: two towers with shared weights, compared by cosine
+    ax.text(3, 6.7, "Bi-encoder", ha="center", fontsize=12, weight="bold")
+    for x, text in ((1.6, query), (4.4, passage)):
+        box(x, 5.6, 2.5, 0.9, text, "#dbe9f6")
+        box(x, 3.9, 2.2, 0.7, "transformer\n(same weights)", "#f6e3c6")
+        box(x, 2.4, 2.2, 0.6, f"vector ({dim} numbers)", "#d9f0d3")
+        arrow(x, 5.1, x, 4.3)
+        arrow(x, 3.5, x, 2.75)
+    box(3, 0.8, 2.6, 0.7, "cosine similarity", "#e8d9f0")
+    arrow(1.6, 2.05, 2.6, 1.2)
+    arrow(4.4, 2.05, 3.4, 1.2)
+    ax.text(3, -0.85, "passage vectors are computed once, ahead of time:\nfast search over the whole corpus",
+            ha="center", va="bottom", fontsize=8, style="italic")
+
+    # cross-encoder: one transformer reads the pair
+    ax.text(9, 6.7, "Cross-encoder", ha="center", fontsize=12, weight="bold")
+    box(9, 5.6, 5.2, 0.9, "[CLS] query [SEP] passage [SEP]\n(read together, word by word attention across both)",
+        "#dbe9f6")
+    box(9, 3.9, 2.6, 0.7, "transformer", "#f6e3c6")
+    box(9, 2.4, 2.6, 0.6, "classification head", "#d9f0d3")
+    box(9, 0.8, 2.6, 0.7, "relevance score", "#e8d9f0")
+    arrow(9, 5.1, 9, 4.3)
+    arrow(9, 3.5, 9, 2.75)
+    arrow(9, 2.05, 9, 1.2)
+    ax.text(9, -0.85, "one forward pass per (query, passage) pair:\naccurate but slow, so it re-ranks a short list",
+            ha="center", va="bottom", fontsize=8, style="italic")
+    ax.plot([6, 6], [-0.8, 6.9], color="0.7", lw=1, ls="--")
+    ax.set_title("Bi-encoder (retrieval) vs cross-encoder (re-ranking)")
+    return ax

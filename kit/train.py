@@ -82,7 +82,7 @@ class RetrievalEvaluator(_base_evaluator()):
 
     def __init__(self, ds: "BeirDataset", split: str = "dev", *, name: str | None = None,
                  measures: tuple[str, ...] = ("nDCG@10", "RR@10", "R@100"), batch_size: int = 64,
-                 max_queries: int | None = None, seed: int = 42):
+                 max_queries: int | None = None, max_docs: int | None = None, seed: int = 42):
         super().__init__()
         import random
 
@@ -90,21 +90,33 @@ class RetrievalEvaluator(_base_evaluator()):
         if max_queries is not None and max_queries < len(queries):
             keep = sorted(random.Random(seed).sample(sorted(queries), max_queries))
             queries, qrels = {q: queries[q] for q in keep}, {q: qrels[q] for q in keep}
-        self.corpus, self.queries, self.qrels = ds.corpus, queries, qrels
+        corpus = ds.corpus
+        if max_docs is not None and max_docs < len(corpus):
+            # A cheaper evaluation: every passage judged for these queries plus random distractors.
+            # Scores come out higher than over the whole corpus; compare them with each other only.
+            judged = {d for docs in qrels.values() for d in docs}
+            others = sorted(d for d in corpus if d not in judged)
+            extra = random.Random(seed).sample(others, max(0, min(len(others), max_docs - len(judged))))
+            keep_docs = judged | set(extra)
+            corpus = {d: doc for d, doc in corpus.items() if d in keep_docs}
+        self.corpus, self.queries, self.qrels = corpus, queries, qrels
         self.name = name if name is not None else split
         self.measures, self.batch_size = measures, batch_size
         self.primary_metric = measures[0]
         self.history: list[dict[str, float]] = []
+        self.seconds: list[float] = []   # wall time of each call (the CLI's time estimate uses it)
 
     def __call__(self, model, output_path: str | None = None, epoch: float = -1, steps: int = -1) -> dict[str, float]:
         from .evaluate import evaluate
         from .retrieval import DenseIndex
 
+        t0 = time.perf_counter()
         was_training = model.training
         run = DenseIndex.build(model, self.corpus, batch_size=self.batch_size, show_progress_bar=False) \
             .search(self.queries, k=100)
         model.train(was_training)
         metrics = evaluate(run, self.qrels, self.measures)
+        self.seconds.append(time.perf_counter() - t0)
         self.history.append({"step": steps, "epoch": epoch, **metrics})
         metrics = self.prefix_name_to_metrics(metrics, self.name)
         self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
@@ -212,8 +224,20 @@ def _trainer_callback():
     return TrainerCallback
 
 
+def _dist_ready() -> bool:
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover
+        return False
+    return dist.is_available() and dist.is_initialized()
+
+
 class _KeepBest(_trainer_callback()):
-    """Keep a CPU copy of the weights with the best dev score (the starting weights included)."""
+    """Keep a CPU copy of the weights with the best dev score (the starting weights included).
+
+    Under DDP the Trainer runs the evaluator on rank 0 and broadcasts its metrics, so every rank
+    sees the same scores, keeps the same copy and restores the same weights.
+    """
 
     def __init__(self, key: str, start_score: float, model):
         self.key, self.best = key, start_score
@@ -230,6 +254,74 @@ class _KeepBest(_trainer_callback()):
 
     def restore(self, model) -> None:
         model.load_state_dict(self.state)
+
+
+class _StepTimer(_trainer_callback()):
+    """Wall time of each optimizer step, dev evaluations excluded (for throughput and time estimates)."""
+
+    def __init__(self):
+        self.times: list[float] = []
+        self._t = None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._t = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._t is not None:
+            self.times.append(time.perf_counter() - self._t)
+            self._t = None
+
+
+def format_seconds(seconds: float) -> str:
+    """``75.2`` -> ``'1m15s'``; under a minute, ``'42.0s'``.
+
+    >>> format_seconds(75.2), format_seconds(4.25)
+    ('1m15s', '4.2s')
+    """
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{sec:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+class EtaCallback(_trainer_callback()):
+    """Prints the measured seconds per step and the time left, once, after the first few steps.
+
+    The first ``skip`` steps (data loading, warm-up) are not measured; the estimate is
+    ``steps left x mean seconds per measured step + dev evaluations left x seconds per evaluation``
+    (the evaluation time is read from ``evaluator.seconds``, filled by :class:`RetrievalEvaluator`).
+    Only the main process prints.
+    """
+
+    def __init__(self, log: Callable[[str], None], *, evaluator=None, eval_steps: int | None = None,
+                 skip: int = 1, measure: int = 2):
+        self.log, self.evaluator, self.eval_steps = log, evaluator, eval_steps
+        self.skip, self.measure = skip, measure
+        self.timer = _StepTimer()
+        self.done = False
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.timer.on_step_begin(args, state, control)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.timer.on_step_end(args, state, control)
+        measured = self.timer.times[self.skip:]
+        left = state.max_steps - state.global_step
+        if self.done or left <= 0 or len(measured) < min(self.measure, max(1, state.max_steps - self.skip - 1)):
+            return
+        self.done = True
+        per_step = sum(measured) / len(measured)
+        eval_s = (self.evaluator.seconds[-1] if getattr(self.evaluator, "seconds", None) else 0.0)
+        evals_left = 0
+        if self.evaluator is not None and self.eval_steps:
+            evals_left = sum(1 for s in range(state.global_step + 1, state.max_steps + 1)
+                             if s % self.eval_steps == 0 or s == state.max_steps)
+        eta = left * per_step + evals_left * eval_s
+        if state.is_world_process_zero:
+            extra = f" + {evals_left} dev evaluation(s) x {eval_s:.1f}s" if evals_left else ""
+            self.log(f"measured {per_step:.2f}s per step (steps {self.skip + 1}-{self.skip + len(measured)}); "
+                     f"about {format_seconds(eta)} left: {left} steps{extra}")
+
 
 @dataclass
 class TrainConfig:
@@ -265,14 +357,38 @@ class TrainResult:
     best_step: int | None = None
     best_metric: float | None = None
     output_dir: str | None = None
+    step_seconds: float | None = None        # time spent in training steps (dev evaluations excluded)
 
     @property
     def examples_per_second(self) -> float:
+        """Training examples per second of wall time (``seconds``: dev evaluations included)."""
         return self.examples / self.seconds if self.seconds else float("nan")
+
+    @property
+    def train_examples_per_second(self) -> float:
+        """Training examples per second spent in training steps (dev evaluations excluded)."""
+        return self.examples / self.step_seconds if self.step_seconds else float("nan")
 
 
 def _steps_per_epoch(n: int, batch_size: int, world: int) -> int:
     return max(1, math.ceil(n / (batch_size * world)))
+
+
+def world_size() -> int:
+    """Number of training processes: ``WORLD_SIZE`` set by ``torchrun`` (1 without it)."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def planned_steps(n_examples: int, config: TrainConfig | None = None, **overrides: Any) -> int:
+    """Optimizer steps a run will take (``max_steps`` if set, else epochs over all processes).
+
+    >>> planned_steps(702, batch_size=32), planned_steps(702, max_steps=5)
+    (22, 5)
+    """
+    cfg = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    return math.ceil(cfg.epochs * _steps_per_epoch(n_examples, cfg.batch_size, world_size()))
 
 
 def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, config: TrainConfig | None = None,
@@ -283,7 +399,11 @@ def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, 
     ``config`` (or keyword ``overrides`` of its fields) sets the recipe; ``evaluator`` (e.g.
     :class:`RetrievalEvaluator` on the dev split) is run before training, every ``eval_steps``
     and at the end, and with ``load_best`` the best checkpoint is kept. ``output_dir`` holds the
-    checkpoints (a temporary folder if not given); save the final model with ``result.model.save(path)``.
+    checkpoints (a temporary folder if not given); save the final model with :func:`save_model`.
+
+    Runs unchanged under ``torchrun --nproc_per_node=N`` (DDP; gloo on CPU): each process trains on
+    its share of every epoch, the evaluator runs on rank 0 (encoding shared across ranks) and its
+    scores reach every rank, so all ranks return the same weights and history.
 
     >>> result = train_bi_encoder(model, positive_pairs(ds), evaluator=RetrievalEvaluator(ds, "dev"),
     ...                           max_steps=20)              # doctest: +SKIP
@@ -298,11 +418,14 @@ def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, 
         raise KitError("train_bi_encoder: the training dataset is empty")
     if cfg.batch_size < 1:
         raise KitError(f"batch_size must be at least 1, got {cfg.batch_size}")
+    world = world_size()
+    if world > 1 and len(train_dataset) < cfg.batch_size * world:
+        # DDP drops the last incomplete batch: with fewer rows than this, no process gets a batch.
+        raise KitError(f"train_bi_encoder: {len(train_dataset)} training rows cannot fill one batch of "
+                       f"{cfg.batch_size} on each of {world} processes; lower the batch size")
     if cfg.max_seq_length:
         model.max_seq_length = cfg.max_seq_length
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    steps = cfg.max_steps if cfg.max_steps > 0 else \
-        math.ceil(cfg.epochs * _steps_per_epoch(len(train_dataset), cfg.batch_size, world))
+    steps = planned_steps(len(train_dataset), cfg)
     eval_steps = cfg.eval_steps or max(1, steps // 4)
     tmp = None
     if output_dir is None:
@@ -314,6 +437,14 @@ def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, 
         start = evaluator(model, epoch=0, steps=0)
         if cfg.load_best:
             keep_best = _KeepBest(f"eval_{evaluator.primary_metric}", start[evaluator.primary_metric], model)
+    for cb in callbacks or []:
+        if isinstance(cb, EtaCallback) and cb.eval_steps is None and use_eval:
+            cb.eval_steps = eval_steps
+    timer = next((cb.timer for cb in callbacks or [] if isinstance(cb, EtaCallback)), None)
+    extra = []
+    if timer is None:  # time the steps anyway: TrainResult.step_seconds
+        timer = _StepTimer()
+        extra.append(timer)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=cfg.epochs,
@@ -337,16 +468,29 @@ def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, 
     loss_fn = loss if loss is not None else make_loss(cfg.loss, model, **cfg.loss_kwargs)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss_fn,
                                          evaluator=evaluator,
-                                         callbacks=[*(callbacks or []), *([keep_best] if keep_best else [])])
+                                         callbacks=[*(callbacks or []), *extra, *([keep_best] if keep_best else [])])
     for name in ("transformers.trainer", "sentence_transformers"):
         logging.getLogger(name).setLevel(logging.WARNING)
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0
+    done = trainer.state.global_step
+    if tmp is not None:
+        tmp.cleanup()
+    if done == 0:
+        raise KitError(f"train_bi_encoder: no training step ran ({len(train_dataset)} rows, batch size "
+                       f"{cfg.batch_size}, {world} process(es)); lower the batch size or add data")
     if keep_best is not None:
         keep_best.restore(model)
     trainable, total = count_parameters(model)
     history = list(getattr(evaluator, "history", [])) if use_eval else []
+    if use_eval and world > 1 and _dist_ready():
+        # Only rank 0 ran the evaluator during training; give every rank its history.
+        from torch.distributed import broadcast_object_list
+
+        box = [history]
+        broadcast_object_list(box, src=0)
+        history = box[0]
     best_step = best_metric = None
     if use_eval and history:
         key = evaluator.measures[0] if hasattr(evaluator, "measures") else None
@@ -354,13 +498,74 @@ def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, 
             best = max(history, key=lambda h: h[key])
             best_step, best_metric = int(best["step"]), float(best[key])
     losses = [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
-    done = trainer.state.global_step
-    if tmp is not None:
-        tmp.cleanup()
     return TrainResult(model=trainer.model, seconds=seconds, steps=done,
                        examples=done * cfg.batch_size * world, trainable_params=trainable, total_params=total,
                        history=history, losses=losses, best_step=best_step, best_metric=best_metric,
-                       output_dir=None if tmp is not None else str(output_dir))
+                       output_dir=None if tmp is not None else str(output_dir),
+                       step_seconds=sum(timer.times) if timer.times else None)
+
+
+def save_model(model: "SentenceTransformer", path: str | os.PathLike, *, overwrite_empty: bool = True) -> Path:
+    """Save ``model`` (weights, tokenizer, model card ``README.md``) to ``path``, atomically.
+
+    Written to a temporary folder next to ``path`` and renamed when complete, so an interrupted
+    save never leaves a half-written model. ``path`` must not exist, or be an empty folder.
+
+    >>> save_model(result.model, "models/my-retriever")       # doctest: +SKIP
+    """
+    import shutil
+
+    target = Path(path)
+    if target.exists() and (not target.is_dir() or any(target.iterdir()) or not overwrite_empty):
+        raise KitError(f"{target} exists and is not empty; choose a new folder")
+    if not target.parent.is_dir():
+        raise KitError(f"cannot save to {target}: folder {target.parent} does not exist")
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        model.save(str(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        for item in [tmp, *tmp.rglob("*")]:  # mkdtemp and some writers create owner-only files
+            item.chmod((0o777 if item.is_dir() else 0o666) & ~umask)
+        if target.exists():
+            target.rmdir()
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def holdout_split(ds: "BeirDataset", split: str = "train", *, fraction: float = 0.1, max_queries: int = 200,
+                  seed: int = 42, name: str = "dev") -> "BeirDataset":
+    """A copy of ``ds`` where a seeded ``fraction`` of ``split``'s queries (at least 1, at most
+    ``max_queries``) moves to a new split ``name``: a dev split for datasets that have none.
+
+    The held-out queries are no longer in ``split``, so they are never trained on.
+
+    >>> small = holdout_split(load_beir("my_data"), "train")   # doctest: +SKIP
+    >>> small.splits                                           # doctest: +SKIP
+    ['dev', 'test', 'train']
+    """
+    import dataclasses
+    import random
+
+    from .data import BeirDataset
+
+    judged = ds.qrels.get(split)
+    if judged is None:
+        raise KitError(f"{ds.name}: no split {split!r} to hold queries out of")
+    if name in ds.qrels:
+        raise KitError(f"{ds.name}: split {name!r} already exists")
+    qids = sorted(judged)
+    if len(qids) < 2:
+        raise KitError(f"{ds.name}: split {split!r} has {len(qids)} query; need at least 2 to hold one out as {name}")
+    n = min(max(1, round(fraction * len(qids))), max_queries, len(qids) - 1)
+    held = set(random.Random(seed).sample(qids, n))
+    qrels = {s: dict(q) for s, q in ds.qrels.items()}
+    qrels[split] = {q: judged[q] for q in qids if q not in held}
+    qrels[name] = {q: judged[q] for q in qids if q in held}
+    return dataclasses.replace(ds, qrels=qrels) if isinstance(ds, BeirDataset) else ds
 
 
 # --------------------------------------------------------------------------- the series' shared fine-tune

@@ -86,3 +86,21 @@ def test_sme_judgments(ds):
         assert r["query"] == ds.queries[r["query_id"]]
         assert r["reason"].strip() and "\n" not in r["reason"]
     assert len({(r["query_id"], r["corpus_id"]) for r in rows}) == len(rows)
+
+
+def test_datasheet_statistics_match_the_data(ds):
+    """The datasheet's statistics table is checked against the files, so it cannot drift."""
+    sheet = (EXPENSE_POLICY / "README.md").read_text()
+    styles = Counter(m["style"] for m in ds.query_meta.values())
+    expected = [
+        f"| passages | {len(ds.corpus)} |",
+        f"| topics | {len({d['topic'] for d in ds.corpus.values()})} |",
+        f"| queries | {len(ds.queries)} |",
+        f"{styles['natural']} natural, {styles['keyword']} keyword",
+    ]
+    for split, qrels in ds.qrels.items():
+        grades = Counter(g for docs in qrels.values() for g in docs.values())
+        expected.append(f"| {split} | {len(qrels)} queries, {sum(grades.values())} judgments "
+                        f"({grades[2]} grade 2, {grades[1]} grade 1) |")
+    for line in expected:
+        assert line in sheet, f"datasheet out of date: expected {line!r}"
