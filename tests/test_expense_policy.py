@@ -98,6 +98,9 @@ def test_datasheet_statistics_match_the_data(ds):
         f"| queries | {len(ds.queries)} |",
         f"{styles['natural']} natural, {styles['keyword']} keyword",
     ]
+    sme = Counter(json.loads(l)["judgment"] for l in (EXPENSE_POLICY / "sme_judgments.jsonl").read_text().splitlines() if l.strip())
+    expected.append(f"| SME judgments | {sum(sme.values())} rows: {sme['hard_negative']} hard_negative, "
+                    f"{sme['actually_relevant']} actually_relevant, {sme['unclear']} unclear |")
     for split, qrels in ds.qrels.items():
         grades = Counter(g for docs in qrels.values() for g in docs.values())
         expected.append(f"| {split} | {len(qrels)} queries, {sum(grades.values())} judgments "
