@@ -46,6 +46,8 @@ def cached_model(name: str, train_fn: Callable[[], "SentenceTransformer"], *, re
     if target.is_dir() and (target / ".complete").exists() and not refresh:
         return (loader or load_bi_encoder)(str(target))
     model = train_fn()
+    # Embeddings cached under this model's name would now be stale: drop the embeddings cache.
+    shutil.rmtree(CACHE_DIR / "embeddings", ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}."))
     try:
         model.save(str(tmp))

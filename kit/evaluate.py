@@ -21,6 +21,8 @@ from .errors import KitError
 from .retrieval import Run
 
 if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
     from .data import BeirDataset
     from .retrieval import DenseIndex
 
@@ -212,12 +214,18 @@ def topic_structure(embeddings: np.ndarray, topics: Sequence[str], *, seed: int 
 
     >>> topic_structure(emb, [ds.corpus[d]["topic"] for d in ds.corpus])    # doctest: +SKIP
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # scikit-learn next to PyTorch on a small CPU: one thread is much faster
+        return _topic_structure(np.asarray(embeddings), np.asarray(topics), seed)
+
+
+def _topic_structure(embeddings: np.ndarray, y: np.ndarray, seed: int) -> dict[str, float]:
     from sklearn.cluster import KMeans
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import adjusted_mutual_info_score, silhouette_score
     from sklearn.model_selection import cross_val_score
 
-    y = np.asarray(topics)
     k = len(set(y.tolist()))
     if k < 2:
         raise KitError("topic_structure: need at least two topics")
@@ -407,3 +415,24 @@ def rank_disagreements(table: pd.DataFrame, metrics: Sequence[str] | None = None
                             "a_minus_b_on_metric_a": round(abs(d1), 6), "b_minus_a_on_metric_b": round(abs(d2), 6)})
     return pd.DataFrame(out, columns=["model_a", "model_b", "metric_a", "metric_b", "a_minus_b_on_metric_a",
                                       "b_minus_a_on_metric_b"])
+
+
+def score_bi_encoder(model: "SentenceTransformer", ds: "BeirDataset", split: str = "test", *, negatives: dict[str, list[str]] | None = None,
+                     cache_tag: str | None = None, k: int = 100, seed: int = 42) -> tuple[Run, pd.DataFrame]:
+    """Encode the corpus once and score a bi-encoder two ways: a retrieval run and the pair cosines.
+
+    Returns ``(run, pairs)``: ``run`` for :func:`evaluate` (retrieval), ``pairs`` as
+    :func:`pair_similarities` returns them, for :func:`classification_scores` and
+    :func:`similarity_spearman`. ``cache_tag`` caches the corpus embeddings (see
+    :meth:`kit.retrieval.DenseIndex.build`). Taught in ``notebooks/02_losses.ipynb``.
+
+    >>> run, pairs = score_bi_encoder(model, ds, "test")              # doctest: +SKIP
+    >>> evaluate(run, ds.split("test")[1])["nDCG@10"], similarity_spearman(pairs.cosine, pairs.grade)   # doctest: +SKIP
+    """
+    from .retrieval import DenseIndex
+
+    queries, _ = ds.split(split)
+    index = DenseIndex.build(model, ds.corpus, cache_tag=cache_tag)
+    q_emb = index.encode_queries(queries)
+    run = index.search(queries, k=k, query_embeddings=q_emb)
+    return run, pair_similarities_from_index(index, q_emb, ds, split, negatives=negatives, seed=seed)

@@ -6,10 +6,13 @@ axes are labelled, and the run's numbers go in the legend.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def _axes(ax=None, figsize=(7, 5)):
@@ -35,7 +38,15 @@ def similarity_heatmap(sim: np.ndarray, labels: Sequence[str], *, title: str = "
 
 
 def project_2d(embeddings: np.ndarray, method: str = "pca", seed: int = 42) -> np.ndarray:
-    """2-D coordinates of embeddings with PCA or t-SNE (scikit-learn)."""
+    """2-D coordinates of embeddings with PCA or t-SNE (scikit-learn, on one thread: next to PyTorch's
+    thread pool on a small CPU, scikit-learn's own pool can make t-SNE 20-100x slower)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _project_2d(embeddings, method, seed)
+
+
+def _project_2d(embeddings: np.ndarray, method: str, seed: int) -> np.ndarray:
     if method == "pca":
         from sklearn.decomposition import PCA
 
@@ -98,8 +109,10 @@ def learning_curves(curves: Mapping[str, Sequence[tuple[float, float]]], *, xlab
     return ax
 
 
-def encoder_diagram(ax=None, *, query: str = "What is considered a business\nexpense on a business trip?",
-                    passage: str = "Transportation can be considered\na valid business expense ...", dim: int = 384):
+def encoder_diagram(ax: "Axes | None" = None, *,
+                    query: str = "What is considered a business\nexpense on a business trip?",
+                    passage: str = "Transportation can be considered\na valid business expense ...",
+                    dim: int = 384) -> "Axes":
     """Bi-encoder and cross-encoder side by side, drawn with boxes and arrows (no data, no model).
 
     Left: query and passage are encoded *separately* into two vectors compared by cosine similarity
@@ -118,12 +131,12 @@ def encoder_diagram(ax=None, *, query: str = "What is considered a business\nexp
     ax.set_ylim(-0.9, 7)
     ax.axis("off")
 
-    def box(x, y, w, h, text, color):
+    def box(x: float, y: float, w: float, h: float, text: str, color: str) -> None:
         ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.08", fc=color,
                                     ec="0.25", lw=1.2))
         ax.text(x, y, text, ha="center", va="center", fontsize=9)
 
-    def arrow(x0, y0, x1, y1):
+    def arrow(x0: float, y0: float, x1: float, y1: float) -> None:
         ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=14, lw=1.3, color="0.25"))
 
     # bi-encoder: two towers with shared weights, compared by cosine
@@ -154,4 +167,22 @@ def encoder_diagram(ax=None, *, query: str = "What is considered a business\nexp
             ha="center", va="bottom", fontsize=8, style="italic")
     ax.plot([6, 6], [-0.8, 6.9], color="0.7", lw=1, ls="--")
     ax.set_title("Bi-encoder (retrieval) vs cross-encoder (re-ranking)")
+    return ax
+
+
+def rank_heatmap(ranks: pd.DataFrame, *, title: str, ax: "Axes | None" = None) -> "Axes":
+    """Annotated heatmap of ranks (rows: models, columns: metrics; 1 = best), so that a model whose
+    colour changes along its row is one the metrics disagree about. Taught in ``notebooks/02_losses.ipynb``.
+
+    >>> ranks = pd.DataFrame({"nDCG@10": [1, 2], "accuracy": [2, 1]}, index=["mnrl", "cosent"])
+    >>> rank_heatmap(ranks, title="Ranks").get_ylabel()
+    'model'
+    """
+    import seaborn as sns
+
+    ax = _axes(ax, figsize=(1.4 * ranks.shape[1] + 3, 0.5 * ranks.shape[0] + 1.5))
+    sns.heatmap(ranks.astype(int), annot=True, fmt="d", cmap="viridis_r", vmin=1, vmax=max(int(ranks.values.max()), 2),
+                cbar_kws={"label": "rank (1 = best)"}, linewidths=0.5, ax=ax)
+    ax.set(title=title, xlabel="metric", ylabel="model")
+    ax.tick_params(axis="y", rotation=0)
     return ax

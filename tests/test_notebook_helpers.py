@@ -115,3 +115,26 @@ def test_encoder_diagram_draws_both_architectures():
     assert sum(isinstance(p, FancyBboxPatch) for p in ax.patches) == 11
     assert sum(isinstance(p, FancyArrowPatch) for p in ax.patches) == 9
     matplotlib.pyplot.close(ax.figure)
+
+
+def test_score_bi_encoder_is_search_plus_pairs(tiny_dir):
+    from kit.evaluate import score_bi_encoder
+
+    ds = load_beir(tiny_dir)
+    model = FakeEncoder()
+    queries, _ = ds.split("test")
+    run, pairs = score_bi_encoder(model, ds, "test", k=3, seed=3)
+    assert run == DenseIndex.build(model, ds.corpus).search(queries, k=3)
+    assert all(len(docs) == 3 for docs in run.values())
+    pd.testing.assert_frame_equal(pairs, pair_similarities(model, ds, "test", seed=3), check_exact=False, rtol=1e-6)
+
+
+def test_rank_heatmap_cells_and_labels():
+    from kit.plots import rank_heatmap
+
+    ranks = pd.DataFrame({"nDCG@10": [1, 2, 3], "accuracy": [3, 1, 2]}, index=["mnrl", "cosent", "zero-shot"])
+    ax = rank_heatmap(ranks, title="Ranks")
+    assert [t.get_text() for t in ax.texts] == ["1", "3", "2", "1", "3", "2"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["mnrl", "cosent", "zero-shot"]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("Ranks", "metric", "model")
+    matplotlib.pyplot.close(ax.figure)
