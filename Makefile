@@ -33,6 +33,7 @@ test: install
 ## bench: speed comparisons, side by side (ratios), see benchmarks/README.md
 bench: install
 	$(BIN)/python benchmarks/bench_encode_search.py
+	$(BIN)/python benchmarks/bench_train_throughput.py
 
 clean:
 	rm -rf build .pytest_cache

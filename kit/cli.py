@@ -189,6 +189,8 @@ def cmd_train_bi(args: argparse.Namespace) -> int:
     rank, world = int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
     main_process = rank == 0
     log = _log if main_process else (lambda msg: None)
+    if not main_process:  # one set of progress bars, from rank 0 (tqdm reads this when first imported)
+        os.environ.setdefault("TQDM_DISABLE", "1")
     t_start = time.perf_counter()
     _validate_train_args(args)
 
@@ -212,6 +214,8 @@ def cmd_train_bi(args: argparse.Namespace) -> int:
         n_layers = len(transformer_layers(model)[1])
         if args.freeze_layers > n_layers:
             raise KitError(f"--freeze-layers {args.freeze_layers}: {args.base} has {n_layers} transformer layers")
+        if args.freeze_layers == 0:
+            raise KitError("--freeze-layers 0 would freeze every layer and train nothing; give 1 or more")
         freeze(model, args.freeze_layers)
     trainable, total = count_parameters(model)
 
@@ -263,18 +267,25 @@ def cmd_train_bi(args: argparse.Namespace) -> int:
         "dev": {m: round(best[m], 4) for m in measures},
         "dev_step0": {m: round(start[m], 4) for m in measures},
     }
-    if main_process:
-        if result.best_step is not None:
-            result.model.model_card_data.set_best_model_step(result.best_step)
-        result.model.model_card_data.model_name = f"{Path(args.base).name} fine-tuned on {ds.name} ({args.split})"
-        save_model(result.model, args.out)
-        summary["total_seconds"] = round(time.perf_counter() - t_start, 2)
-        log(f"best dev {measures[0]} {best[measures[0]]:.4f} at step {result.best_step} (step 0: "
-            f"{start[measures[0]]:.4f}); {result.steps} steps in {format_seconds(result.seconds)}, "
-            f"{summary['pairs_per_second']} pairs/s; saved to {args.out} "
-            f"(total {format_seconds(summary['total_seconds'])})")
-        print(json.dumps(summary))
-    _barrier()
+    failure = None
+    if main_process:  # under DDP every rank holds the same weights; one saves
+        try:
+            if result.best_step is not None:
+                result.model.model_card_data.set_best_model_step(result.best_step)
+            result.model.model_card_data.model_name = f"{Path(args.base).name} fine-tuned on {ds.name} ({args.split})"
+            save_model(result.model, args.out)
+        except KitError as err:
+            failure = err
+        else:
+            summary["total_seconds"] = round(time.perf_counter() - t_start, 2)
+            log(f"best dev {measures[0]} {best[measures[0]]:.4f} at step {result.best_step} (step 0: "
+                f"{start[measures[0]]:.4f}); {result.steps} steps in {format_seconds(result.seconds)}, "
+                f"{summary['pairs_per_second']} pairs/s; saved to {args.out} "
+                f"(total {format_seconds(summary['total_seconds'])})")
+            print(json.dumps(summary))
+    _barrier()   # the other ranks wait for the save, then all exit together
+    if failure is not None:
+        raise failure
     return 0
 
 

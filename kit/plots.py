@@ -79,7 +79,8 @@ def cosine_distributions(frame: pd.DataFrame, *, by: str = "pair", hue: str | No
     import seaborn as sns
 
     ax = _axes(ax)
-    sns.kdeplot(frame, x="cosine", hue=by if hue is None else frame[by] + " / " + frame[hue], common_norm=False,
+    sns.kdeplot(frame, x="cosine", hue=by if hue is None else (frame[by] + " / " + frame[hue]).rename(f"{by} / {hue}"),
+                common_norm=False,
                 fill=True, alpha=0.25, ax=ax)
     ax.set(title=title, xlabel="cosine(query, passage)", ylabel="density")
     return ax

@@ -182,7 +182,8 @@ def add_adapter(model: "SentenceTransformer", *, freeze_encoder: bool = True) ->
     import torch
     from sentence_transformers.base.modules.dense import Dense
 
-    dim = model.get_sentence_embedding_dimension()
+    dim = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
+           else model.get_sentence_embedding_dimension())
     adapter = Dense(dim, dim, bias=True, activation_function=torch.nn.Identity(),
                     init_weight=torch.eye(dim), init_bias=torch.zeros(dim))
     names = [type(m).__name__ for m in model]
@@ -290,7 +291,7 @@ class EtaCallback(_trainer_callback()):
     The first ``skip`` steps (data loading, warm-up) are not measured; the estimate is
     ``steps left x mean seconds per measured step + dev evaluations left x seconds per evaluation``
     (the evaluation time is read from ``evaluator.seconds``, filled by :class:`RetrievalEvaluator`).
-    Only the main process prints.
+    Only the main process prints. Used by ``python -m kit train-bi`` (notebook 04's recipe).
     """
 
     def __init__(self, log: Callable[[str], None], *, evaluator=None, eval_steps: int | None = None,
@@ -339,6 +340,7 @@ class TrainConfig:
     load_best: bool = True            # keep the checkpoint with the best dev score, not the last one
     seed: int = 42
     logging_steps: int = 5
+    progress: bool = True             # progress bar and logs; False silences a loop of short runs
     loss_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -381,6 +383,8 @@ def world_size() -> int:
 
 def planned_steps(n_examples: int, config: TrainConfig | None = None, **overrides: Any) -> int:
     """Optimizer steps a run will take (``max_steps`` if set, else epochs over all processes).
+
+    Taught in ``notebooks/04_bi_encoder.ipynb`` (the command line prints it before training).
 
     >>> planned_steps(702, batch_size=32), planned_steps(702, max_steps=5)
     (22, 5)
@@ -425,6 +429,9 @@ def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, 
                        f"{cfg.batch_size} on each of {world} processes; lower the batch size")
     if cfg.max_seq_length:
         model.max_seq_length = cfg.max_seq_length
+    if count_parameters(model)[0] == 0:
+        raise KitError("train_bi_encoder: every parameter is frozen, nothing would train "
+                       "(freeze(model, 0) needs an adapter: add_adapter)")
     steps = planned_steps(len(train_dataset), cfg)
     eval_steps = cfg.eval_steps or max(1, steps // 4)
     tmp = None
@@ -433,6 +440,7 @@ def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, 
         output_dir = tmp.name
     use_eval = evaluator is not None
     keep_best = None
+    first_entry = len(getattr(evaluator, "history", [])) if use_eval else 0  # an evaluator may be reused
     if use_eval:  # step 0 counts: a run that only gets worse returns the starting weights
         start = evaluator(model, epoch=0, steps=0)
         if cfg.load_best:
@@ -445,6 +453,7 @@ def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, 
     if timer is None:  # time the steps anyway: TrainResult.step_seconds
         timer = _StepTimer()
         extra.append(timer)
+    quiet = not cfg.progress or os.environ.get("KIT_QUIET", "0") == "1"
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=cfg.epochs,
@@ -460,8 +469,8 @@ def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, 
         seed=cfg.seed,
         data_seed=cfg.seed,
         report_to="none",
-        disable_tqdm=os.environ.get("KIT_QUIET", "0") == "1",
-        dataloader_drop_last=False,
+        disable_tqdm=quiet,
+        dataloader_drop_last=world > 1,   # DDP: an uneven last batch could hang the processes
         ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
         use_cpu=not torch.cuda.is_available(),
     )
@@ -469,6 +478,12 @@ def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, 
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss_fn,
                                          evaluator=evaluator,
                                          callbacks=[*(callbacks or []), *extra, *([keep_best] if keep_best else [])])
+    if quiet:  # without a progress bar the Trainer prints every log line instead; silence it too
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+        if hasattr(model, "model_card_data"):  # its progress bar too (the card then has no widget examples)
+            model.model_card_data.generate_widget_examples = False
     for name in ("transformers.trainer", "sentence_transformers"):
         logging.getLogger(name).setLevel(logging.WARNING)
     t0 = time.perf_counter()
@@ -483,7 +498,7 @@ def train_bi_encoder(model: "SentenceTransformer", train_dataset: "Dataset", *, 
     if keep_best is not None:
         keep_best.restore(model)
     trainable, total = count_parameters(model)
-    history = list(getattr(evaluator, "history", [])) if use_eval else []
+    history = list(getattr(evaluator, "history", []))[first_entry:] if use_eval else []
     if use_eval and world > 1 and _dist_ready():
         # Only rank 0 ran the evaluator during training; give every rank its history.
         from torch.distributed import broadcast_object_list
@@ -509,7 +524,8 @@ def save_model(model: "SentenceTransformer", path: str | os.PathLike, *, overwri
     """Save ``model`` (weights, tokenizer, model card ``README.md``) to ``path``, atomically.
 
     Written to a temporary folder next to ``path`` and renamed when complete, so an interrupted
-    save never leaves a half-written model. ``path`` must not exist, or be an empty folder.
+    save never leaves a half-written model. ``path`` must not exist, or be an empty folder; missing
+    parent folders are created. Taught in ``notebooks/04_bi_encoder.ipynb``.
 
     >>> save_model(result.model, "models/my-retriever")       # doctest: +SKIP
     """
@@ -518,8 +534,7 @@ def save_model(model: "SentenceTransformer", path: str | os.PathLike, *, overwri
     target = Path(path)
     if target.exists() and (not target.is_dir() or any(target.iterdir()) or not overwrite_empty):
         raise KitError(f"{target} exists and is not empty; choose a new folder")
-    if not target.parent.is_dir():
-        raise KitError(f"cannot save to {target}: folder {target.parent} does not exist")
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
         model.save(str(tmp))
@@ -541,7 +556,8 @@ def holdout_split(ds: "BeirDataset", split: str = "train", *, fraction: float = 
     """A copy of ``ds`` where a seeded ``fraction`` of ``split``'s queries (at least 1, at most
     ``max_queries``) moves to a new split ``name``: a dev split for datasets that have none.
 
-    The held-out queries are no longer in ``split``, so they are never trained on.
+    The held-out queries are no longer in ``split``, so they are never trained on. What
+    ``python -m kit train-bi`` does for a folder without a dev split (notebook 04).
 
     >>> small = holdout_split(load_beir("my_data"), "train")   # doctest: +SKIP
     >>> small.splits                                           # doctest: +SKIP

@@ -106,3 +106,17 @@ def test_views_are_seeded(tiny_dir):
     ds = load_beir(tiny_dir)
     assert triplets(ds, "train", seed=3)["negative"] == triplets(ds, "train", seed=3)["negative"]
     assert len(positive_pairs(ds, "train", limit=2)) == 2
+
+
+def test_triplets_with_several_negatives(tiny_dir):
+    ds = load_beir(tiny_dir)
+    tup = triplets(ds, "train", negatives={"q1": ["hotel", "visa"], "q2": ["minibar", "visa"]}, num_negatives=3)
+    assert tup.column_names == ["anchor", "positive", "negative_1", "negative_2", "negative_3"]
+    for row, q in zip(tup, ["q1", "q2", "q3"]):
+        negs = [row[f"negative_{k}"] for k in (1, 2, 3)]
+        assert len(set(negs)) == 3                                     # no negative twice in a row
+        assert not {ds.doc_text(d) for d in ds.qrels["train"][q]} & set(negs)
+    assert tup[0]["negative_1"] == ds.doc_text("hotel") and tup[0]["negative_2"] == ds.doc_text("visa")
+    assert tup[1]["negative_1"] == ds.doc_text("visa")                 # 'minibar' is judged for q2
+    with pytest.raises(DataError, match="ask for fewer negatives"):
+        triplets(ds, "train", num_negatives=5)                         # q2 has only 4 unjudged passages

@@ -8,8 +8,8 @@ import torch
 
 from kit.data import load_beir, positive_pairs
 from kit.errors import KitError
-from kit.train import (LOSS_DATA_SHAPE, RetrievalEvaluator, add_adapter, count_parameters, freeze, make_loss,
-                       train_bi_encoder, transformer_layers)
+from kit.train import (LOSS_DATA_SHAPE, RetrievalEvaluator, add_adapter, count_parameters, freeze, holdout_split,
+                       make_loss, planned_steps, save_model, train_bi_encoder, transformer_layers)
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +66,7 @@ def test_best_checkpoint_is_kept(fresh_model, tiny_dir):
     final = RetrievalEvaluator(ds, "test")(result.model)["test_nDCG@10"]
     assert final == pytest.approx(result.best_metric, abs=1e-6)
     assert final >= start - 1e-6
+    assert result.step_seconds and result.step_seconds <= result.seconds
 
 
 def test_losses_by_shape(fresh_model):
@@ -73,3 +74,39 @@ def test_losses_by_shape(fresh_model):
     assert type(make_loss("cosent", fresh_model)).__name__ == "CoSENTLoss"
     with pytest.raises(KitError, match="unknown loss 'nope'"):
         make_loss("nope", fresh_model)
+
+
+def test_holdout_split_moves_seeded_queries(tiny_dir):
+    ds = load_beir(tiny_dir)
+    held = holdout_split(ds, "train", fraction=0.1, seed=1)
+    assert held.splits == ["dev", "test", "train"] and ds.splits == ["test", "train"]   # the original is untouched
+    assert len(held.qrels["dev"]) == 1 and len(held.qrels["train"]) == 2
+    assert set(held.qrels["dev"]) | set(held.qrels["train"]) == set(ds.qrels["train"])
+    assert holdout_split(ds, "train", seed=1).qrels["dev"] == held.qrels["dev"]        # seeded
+    with pytest.raises(KitError, match="already exists"):
+        holdout_split(held, "train")
+
+
+def test_evaluator_max_docs_keeps_judged_passages(tiny_dir):
+    ds = load_beir(tiny_dir)
+    ev = RetrievalEvaluator(ds, "test", max_docs=4)
+    judged = {d for docs in ds.qrels["test"].values() for d in docs}
+    assert judged <= set(ev.corpus) and len(ev.corpus) == 4
+    assert len(RetrievalEvaluator(ds, "test").corpus) == 6
+
+
+def test_planned_steps_follow_world_size(monkeypatch, tiny_dir):
+    assert planned_steps(702, batch_size=32) == 22 and planned_steps(702, max_steps=3) == 3
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert planned_steps(702, batch_size=32) == 11     # each process takes its share of the epoch
+    ds = load_beir(tiny_dir)
+    with pytest.raises(KitError, match="cannot fill one batch of 2 on each of 2 processes"):
+        train_bi_encoder(None, positive_pairs(ds, "train"), batch_size=2)
+
+
+def test_save_model_is_atomic_and_refuses_non_empty(fresh_model, tmp_path):
+    target = save_model(fresh_model, tmp_path / "m")
+    assert (target / "README.md").is_file() and (target / "model.safetensors").is_file()
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    with pytest.raises(KitError, match="exists and is not empty"):
+        save_model(fresh_model, target)
