@@ -210,13 +210,14 @@ def cmd_train_bi(args: argparse.Namespace) -> int:
     if limit and args.max_seq_length > limit:
         raise KitError(f"--max-seq-length {args.max_seq_length} is above what {args.base} supports ({limit})")
     model.max_seq_length = args.max_seq_length
-    if args.freeze_layers is not None:
+    if args.freeze_layers:  # freeze the embeddings and the bottom N layers; the top layers train
         n_layers = len(transformer_layers(model)[1])
         if args.freeze_layers > n_layers:
             raise KitError(f"--freeze-layers {args.freeze_layers}: {args.base} has {n_layers} transformer layers")
-        if args.freeze_layers == 0:
-            raise KitError("--freeze-layers 0 would freeze every layer and train nothing; give 1 or more")
-        freeze(model, args.freeze_layers)
+        if args.freeze_layers == n_layers:
+            raise KitError(f"--freeze-layers {n_layers} would freeze every layer and train nothing; "
+                           f"give fewer than {n_layers}")
+        freeze(model, n_layers - args.freeze_layers)
     trainable, total = count_parameters(model)
 
     if args.hard_negatives:
@@ -357,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hard-negatives", type=int, default=1,
                    help="mined hard negatives per pair (default 1; 0 = in-batch negatives only)")
     p.add_argument("--freeze-layers", type=int, default=None, metavar="N",
-                   help="train only the top N transformer layers (task adaptation; default: train all)")
+                   help="task adaptation: freeze the embeddings and the bottom N transformer layers, train the rest "
+                        "(default 0: train everything)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (overrides --epochs)")
     p.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
