@@ -138,6 +138,22 @@ def format_table(metrics: Mapping[str, Mapping[str, float]], digits: int = 4) ->
 # Notebook 02 scores one model three ways (retrieval, binary classification, similarity) and
 # notebook 01 measures the latent space itself (topics: probe, clustering, silhouette).
 
+def _pair_rows(ds, qrels: Qrels, negatives: dict[str, list[str]] | None, seed: int) -> pd.DataFrame:
+    """Judged (query, passage, grade) rows plus one negative per query (given, else a seeded random draw)."""
+    import random
+
+    rng = random.Random(seed)
+    doc_ids = list(ds.corpus)
+    rows = []
+    for q, docs in qrels.items():
+        for d, g in docs.items():
+            rows.append((q, d, int(g)))
+        pool = [n for n in (negatives or {}).get(q, []) if n not in docs]
+        neg = pool[0] if pool else rng.choice([d for d in doc_ids if d not in docs])
+        rows.append((q, neg, 0))
+    return pd.DataFrame(rows, columns=["query_id", "doc_id", "grade"])
+
+
 def pair_similarities(model, ds, split: str = "test", *, negatives: dict[str, list[str]] | None = None,
                       seed: int = 42, batch_size: int = 64) -> pd.DataFrame:
     """Cosine similarity of judged (query, passage) pairs plus one negative per query.
@@ -148,22 +164,11 @@ def pair_similarities(model, ds, split: str = "test", *, negatives: dict[str, li
     >>> pairs = pair_similarities(model, ds, "test")           # doctest: +SKIP
     >>> pairs.groupby("grade").cosine.mean()                   # doctest: +SKIP
     """
-    import random
-
     from .data import doc_text
     from .retrieval import encode
 
     queries, qrels = ds.split(split)
-    rng = random.Random(seed)
-    doc_ids = list(ds.corpus)
-    rows = []
-    for q, docs in qrels.items():
-        for d, g in docs.items():
-            rows.append((q, d, int(g)))
-        pool = [n for n in (negatives or {}).get(q, []) if n not in docs]
-        neg = pool[0] if pool else rng.choice([d for d in doc_ids if d not in docs])
-        rows.append((q, neg, 0))
-    frame = pd.DataFrame(rows, columns=["query_id", "doc_id", "grade"])
+    frame = _pair_rows(ds, qrels, negatives, seed)
     q_ids, d_ids = sorted(set(frame.query_id)), sorted(set(frame.doc_id))
     q_emb = dict(zip(q_ids, encode(model, [queries[q] for q in q_ids], batch_size=batch_size)))
     d_emb = dict(zip(d_ids, encode(model, [doc_text(ds.corpus[d]) for d in d_ids], batch_size=batch_size)))
@@ -309,22 +314,11 @@ def pair_similarities_from_index(index: "DenseIndex", query_embeddings: np.ndarr
     >>> q_emb = index.encode_queries(queries)                                # doctest: +SKIP
     >>> pairs = pair_similarities_from_index(index, q_emb, ds, "test")      # doctest: +SKIP
     """
-    import random
-
     queries, qrels = ds.split(split)
     if len(query_embeddings) != len(queries):
         raise KitError(f"pair_similarities_from_index: {len(query_embeddings)} query embeddings for "
                        f"{len(queries)} {split} queries")
-    rng = random.Random(seed)
-    doc_ids = list(ds.corpus)
-    rows = []
-    for q, docs in qrels.items():   # the same draws, in the same order, as pair_similarities
-        for d, g in docs.items():
-            rows.append((q, d, int(g)))
-        pool = [n for n in (negatives or {}).get(q, []) if n not in docs]
-        neg = pool[0] if pool else rng.choice([d for d in doc_ids if d not in docs])
-        rows.append((q, neg, 0))
-    frame = pd.DataFrame(rows, columns=["query_id", "doc_id", "grade"])
+    frame = _pair_rows(ds, qrels, negatives, seed)   # the same rows, in the same order, as pair_similarities
     q_row = {q: i for i, q in enumerate(queries)}
     d_row = {d: i for i, d in enumerate(index.doc_ids)}
     missing = sorted(set(frame.doc_id) - set(d_row))
