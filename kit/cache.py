@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -41,23 +40,16 @@ def cached_model(name: str, train_fn: Callable[[], "SentenceTransformer"], *, re
     >>> model = cached_model("ft-minilm", lambda: train_bi_encoder(...).model)   # doctest: +SKIP
     """
     from .models import load_bi_encoder
+    from .train import save_model
 
     target = cache_dir("models") / name
-    if target.is_dir() and (target / ".complete").exists() and not refresh:
+    if target.is_dir() and not refresh:  # save_model renames a complete folder into place: present = complete
         return (loader or load_bi_encoder)(str(target))
     model = train_fn()
     # Embeddings cached under this model's name would now be stale: drop the embeddings cache.
     shutil.rmtree(CACHE_DIR / "embeddings", ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}."))
-    try:
-        model.save(str(tmp))
-        (tmp / ".complete").write_text("ok\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    shutil.rmtree(target, ignore_errors=True)
+    save_model(model, target)
     return model
 
 
