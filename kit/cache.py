@@ -1,95 +1,198 @@
-"""Artifacts shared across notebooks: fine-tuned models and embeddings, kept under ``.cache/``.
+"""Artifacts keyed by what made them: trained models, embeddings and results, kept under ``.cache/``.
 
-A later notebook reuses what an earlier one trained (notebook 01's fine-tuned model is the
-"fine-tuned" model of 02 and 04) instead of training it again. Everything is written to a
-temporary folder first and renamed when complete, so an interrupted run never leaves a
-half-written model behind. FAST and full runs use separate folders (see :mod:`kit.config`).
-Delete ``.cache/`` (or call :func:`clear`) to recompute everything.
+A key is a fingerprint of everything that determines the artifact: for a trained model, the
+recipe's settings, the dataset's content (:meth:`kit.data.BeirDataset.fingerprint`), the base
+model and the kit's version; for embeddings, the encoding model's weights
+(:func:`kit.models.model_fingerprint`), its input length and the texts. Change any of them and
+the artifact is made again (and the log says why) instead of a stale one being reused.
+Everything is written to a uniquely named temporary file or folder and renamed when complete, so an
+interrupted run never leaves half an artifact. FAST and full runs use separate folders (see
+:mod:`kit.config`); ``KIT_CACHE_DIR`` moves the whole cache. Nothing below this module imports it.
 
->>> from kit.cache import cached_model
->>> model = cached_model("ft-minilm", train_fn)        # doctest: +SKIP   (trains once, then loads)
+>>> from kit.cache import fingerprint
+>>> fingerprint({"lr": 5e-5, "steps": 22}) == fingerprint({"steps": 22, "lr": 5e-5})
+True
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .config import CACHE_DIR
+from . import __version__
+from .config import cache_root
+from .data import Corpus, atomic_write, atomic_write_text
+from .errors import KitError
 
 if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+    from .retrieval import DenseIndex
 
 
-def cache_dir(*parts: str) -> Path:
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def fingerprint(*parts: Any) -> str:
+    """A 16-hex-digit hash of JSON-able ``parts`` (dict order does not matter; the kit version is included).
+
+    >>> len(fingerprint("a", {"b": 1}))
+    16
+    """
+    blob = json.dumps([__version__, *parts], sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cache_dir(*parts: str, root: Path | None = None) -> Path:
     """A folder under the cache root (created if needed)."""
-    path = CACHE_DIR.joinpath(*parts)
+    path = (root or cache_root()).joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def cached_model(name: str, train_fn: Callable[[], "SentenceTransformer"], *, refresh: bool = False,
-                 loader: Callable[[str], "SentenceTransformer"] | None = None) -> "SentenceTransformer":
-    """Load model ``name`` from the cache, or call ``train_fn()`` once and cache what it returns.
+# --------------------------------------------------------------------------- models
 
-    >>> model = cached_model("ft-minilm", lambda: train_bi_encoder(...).model)   # doctest: +SKIP
+@dataclass
+class CachedModel:
+    """A model from :func:`cached_model`: the model, what its training reported, and whether it was trained now."""
+
+    model: Any
+    meta: dict = field(default_factory=dict)
+    trained: bool = False
+    path: Path | None = None
+    key: str = ""
+
+
+def cached_model(name: str, key: dict, train: Callable[[], tuple[Any, dict]], *,
+                 loader: Callable[[str], Any], refresh: bool = False, root: Path | None = None,
+                 log: Callable[[str], None] = _log) -> CachedModel:
+    """Load model ``name`` trained with ``key``, or call ``train()`` once and keep what it returns.
+
+    ``key`` describes everything that determines the weights (recipe settings, dataset
+    fingerprint, base model); it is hashed with the kit version into the folder name
+    ``models/<name>/<hash>``. ``train()`` returns ``(model, meta)``; ``meta`` (JSON-able: history,
+    seconds, chosen settings) is stored beside the weights and returned on every later load. When
+    ``name`` exists under another key, the log says the recipe or data changed, the model is
+    retrained, and the old weights and their cached embeddings are removed.
+
+    >>> cm = cached_model("retriever", {"recipe": ..., "data": ds.fingerprint()}, train, loader=load_bi_encoder)  # doctest: +SKIP
     """
-    from .models import load_bi_encoder
-    from .train import save_model
+    from .models import model_fingerprint, save_model
 
-    target = cache_dir("models") / name
-    if target.is_dir() and not refresh:  # save_model renames a complete folder into place: present = complete
-        return (loader or load_bi_encoder)(str(target))
-    model = train_fn()
-    # Embeddings cached under this model's name would now be stale: drop the embeddings cache.
-    shutil.rmtree(CACHE_DIR / "embeddings", ignore_errors=True)
+    digest = fingerprint(name, key)
+    home = cache_dir("models", name, root=root)
+    target = home / digest
+    meta_path = target / "kit_cache.json"
+    if target.is_dir() and meta_path.is_file() and not refresh:
+        stored = json.loads(meta_path.read_text())
+        return CachedModel(loader(str(target)), stored.get("meta", {}), False, target, digest)
+    stale = [p for p in home.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != digest]
+    if stale:
+        log(f"cache: {name}: the recipe, the data or the base model changed ({stale[0].name} -> {digest}); retraining")
+    elif refresh and target.is_dir():
+        log(f"cache: {name}: refresh asked; retraining")
+    else:
+        log(f"cache: {name}: not trained yet with these settings; training (once: later runs load it)")
+    model, meta = train()
+    weights = model_fingerprint(model)
     shutil.rmtree(target, ignore_errors=True)
     save_model(model, target)
-    return model
+    atomic_write_text(meta_path, json.dumps({"name": name, "key": key, "weights": weights, "meta": meta},
+                                            indent=1, default=str))
+    for old in stale:
+        _drop_model(old, root=root)
+    return CachedModel(model, meta, True, target, digest)
 
 
-def cached_json(name: str, compute: Callable[[], object], *, refresh: bool = False) -> object:
-    """Cache a JSON-serializable result (e.g. a learning curve) under ``name``."""
-    from .data import atomic_write_text
+def _drop_model(folder: Path, *, root: Path | None = None) -> None:
+    """Remove a cached model and the embeddings computed with its weights (invalidation per model)."""
+    try:
+        weights = json.loads((folder / "kit_cache.json").read_text()).get("weights")
+    except (OSError, ValueError):
+        weights = None
+    shutil.rmtree(folder, ignore_errors=True)
+    if weights:
+        shutil.rmtree((root or cache_root()) / "embeddings" / weights, ignore_errors=True)
 
-    path = cache_dir("results") / f"{name}.json"
-    if path.exists() and not refresh:
-        return json.loads(path.read_text())
-    value = compute()
-    atomic_write_text(path, json.dumps(value))
-    return value
 
+# --------------------------------------------------------------------------- embeddings
 
-def _key(tag: str, texts: Sequence[str], extra: str) -> str:
-    h = hashlib.sha1(f"{tag}\x00{extra}".encode())
+def _texts_key(texts: Sequence[str]) -> str:
+    h = hashlib.sha256()
     for t in texts:
         h.update(t.encode())
         h.update(b"\x00")
     return h.hexdigest()[:16]
 
 
-def cached_encode(model: "SentenceTransformer", texts: Sequence[str], tag: str, *, batch_size: int = 64) -> np.ndarray:
-    """:func:`kit.retrieval.encode`, cached on disk by (``tag``, texts, max_seq_length).
+def cached_encode(model, texts: Sequence[str], *, batch_size: int = 64, root: Path | None = None,
+                  show_progress_bar: bool | None = None) -> np.ndarray:
+    """:func:`kit.retrieval.encode`, cached on disk by the model's weights, its input length and the texts.
 
-    ``tag`` must identify the model's weights (e.g. ``"all-MiniLM-L6-v2"`` or a cached model's name).
+    The key is computed from the weights themselves (:func:`kit.models.model_fingerprint`), so a
+    fine-tuned or retrained model can never be served another model's vectors, whatever it is
+    called. Each model's embeddings live in their own folder, removed when that model is retrained.
+
+    >>> emb = cached_encode(model, ds.doc_texts())     # (encodes once, then loads)  # doctest: +SKIP
     """
+    from .models import model_fingerprint
     from .retrieval import encode
 
-    path = cache_dir("embeddings") / f"{_key(tag, texts, str(model.max_seq_length))}.npy"
-    if path.exists():
-        return np.load(path)
-    emb = encode(model, texts, batch_size=batch_size)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, emb)
-    os.replace(tmp, path)
+    if len(texts) == 0:
+        raise KitError("cached_encode: no texts to encode (empty input)")
+    folder = cache_dir("embeddings", model_fingerprint(model), root=root)
+    path = folder / f"{_texts_key(texts)}.npy"
+    if path.is_file():
+        emb = np.load(path)
+        if emb.shape[0] == len(texts):
+            return emb
+    emb = encode(model, texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    atomic_write(path, lambda fh: np.save(fh, emb))
     return emb
 
 
-def clear() -> None:
+def cached_index(model, corpus: Corpus, *, batch_size: int = 64, root: Path | None = None) -> "DenseIndex":
+    """A :class:`kit.retrieval.DenseIndex` whose corpus embeddings come from :func:`cached_encode`.
+
+    >>> index = cached_index(model, ds.corpus)          # (instant the second time)  # doctest: +SKIP
+    """
+    from .retrieval import DenseIndex
+
+    return DenseIndex.build(model, corpus, encoder=lambda texts: cached_encode(model, texts, batch_size=batch_size,
+                                                                                root=root))
+
+
+# --------------------------------------------------------------------------- results
+
+def cached_json(name: str, key: Any, compute: Callable[[], Any], *, refresh: bool = False,
+                root: Path | None = None, log: Callable[[str], None] = _log) -> Any:
+    """Cache a JSON-serializable result (e.g. a learning curve) under ``name`` and a fingerprint of ``key``.
+
+    >>> curve = cached_json("curve", {"sizes": [32, 64], "data": ds.fingerprint()}, compute)   # doctest: +SKIP
+    """
+    folder = cache_dir("results", name, root=root)
+    path = folder / f"{fingerprint(name, key)}.json"
+    if path.is_file() and not refresh:
+        return json.loads(path.read_text())
+    stale = [p for p in folder.glob("*.json") if p != path]
+    if stale:
+        log(f"cache: {name}: its inputs changed; computing it again")
+    value = compute()
+    atomic_write_text(path, json.dumps(value, default=float))
+    for old in stale:
+        old.unlink(missing_ok=True)
+    return value
+
+
+def clear(root: Path | None = None) -> None:
     """Delete every cached artifact of the current mode (FAST or full)."""
-    shutil.rmtree(CACHE_DIR, ignore_errors=True)
+    shutil.rmtree(root or cache_root(), ignore_errors=True)
+
+
+__all__ = ["CachedModel", "cache_dir", "cached_encode", "cached_index", "cached_json", "cached_model", "clear",
+           "fingerprint"]

@@ -24,7 +24,15 @@ SEED: int = int(os.environ.get("KIT_SEED", "42"))
 # Artifacts shared across notebooks (fine-tuned models, mined negatives). FAST and full
 # runs never share a folder, so a quick test run cannot leave a half-trained model behind
 # for the full run to pick up.
-CACHE_DIR = Path(os.environ.get("KIT_CACHE_DIR", ROOT / ".cache")) / ("fast" if FAST else "full")
+
+
+def cache_root() -> Path:
+    """The cache folder, read from ``KIT_CACHE_DIR`` now (tests point it at a temporary folder).
+
+    >>> cache_root().name in ("fast", "full")
+    True
+    """
+    return Path(os.environ.get("KIT_CACHE_DIR", ROOT / ".cache")) / ("fast" if FAST else "full")
 
 
 def pick(full: T, fast: T) -> T:

@@ -10,6 +10,8 @@ graded scores, higher is more relevant). Taught in ``notebooks/01_representation
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -17,13 +19,14 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import IO, Callable, Iterable, Iterator
 
-from .errors import DataError
+from .errors import DataError, KitError
 
 Corpus = dict[str, dict[str, str]]   # doc id -> {"title": ..., "text": ...}
 Queries = dict[str, str]             # query id -> text
 Qrels = dict[str, dict[str, int]]    # query id -> doc id -> grade
+Run = dict[str, dict[str, float]]    # query id -> doc id -> score (higher is better): what retrievers return
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 MAX_REPORTED = 20
@@ -85,6 +88,22 @@ class BeirDataset:
     def doc_texts(self, doc_ids: Iterable[str] | None = None) -> list[str]:
         ids = list(self.corpus) if doc_ids is None else list(doc_ids)
         return [doc_text(self.corpus[d]) for d in ids]
+
+    def fingerprint(self) -> str:
+        """A short hash of the content (corpus, queries, judgments): changes when any of them changes.
+
+        The kit's cache keys trained models by it, so editing the data retrains instead of reusing.
+
+        >>> a = BeirDataset({"d": {"title": "", "text": "x"}}, {"q": "y"}, {"test": {"q": {"d": 1}}})
+        >>> b = BeirDataset({"d": {"title": "", "text": "x!"}}, {"q": "y"}, {"test": {"q": {"d": 1}}})
+        >>> a.fingerprint() == b.fingerprint(), len(a.fingerprint())
+        (False, 16)
+        """
+        h = hashlib.sha256()
+        for part in (self.corpus, self.queries, self.qrels):
+            h.update(json.dumps(part, sort_keys=True, ensure_ascii=False).encode())
+            h.update(b"\x00")
+        return h.hexdigest()[:16]
 
     def stats(self) -> dict[str, object]:
         """Counts and lengths (in words) for the corpus, the queries and each split."""
@@ -276,18 +295,47 @@ def load_expense_policy(splits: Iterable[str] | None = None) -> BeirDataset:
 
 # --------------------------------------------------------------------------- writing
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call ``write(fh)`` on a uniquely named temporary file next to ``path``, then rename it into place.
+
+    Readers see the old file or the new one, never half of one; two writers never share a temporary
+    name. A failure removes the temporary file and leaves ``path`` as it was.
+
+    >>> import numpy as np, tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "v.npy"
+    >>> _ = atomic_write(target, lambda fh: np.save(fh, np.arange(3)))
+    >>> np.load(target).tolist()
+    [0, 1, 2]
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename: never half-written.
+
+    >>> import tempfile
+    >>> p = atomic_write_text(Path(tempfile.mkdtemp()) / "a" / "note.txt", "hello")
+    >>> p.read_text()
+    'hello'
+    """
+    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def save_beir(ds: BeirDataset, path: str | os.PathLike) -> Path:
@@ -451,3 +499,137 @@ def sample(ds: BeirDataset, queries_per_split: int | None, *, extra_docs: int = 
     return BeirDataset(corpus=corpus, queries={q: t for q, t in ds.queries.items() if q in kept_q}, qrels=qrels,
                        name=f"{ds.name}-sample", path=ds.path,
                        query_meta={q: m for q, m in ds.query_meta.items() if q in kept_q})
+
+
+# --------------------------------------------------------------------------- dev splits
+
+def holdout_split(ds: BeirDataset, split: str = "train", *, fraction: float = 0.1, max_queries: int = 200,
+                  seed: int = 42, name: str = "dev") -> BeirDataset:
+    """A copy of ``ds`` where a seeded ``fraction`` of ``split``'s queries (at least 1, at most
+    ``max_queries``) moves to a new split ``name``: a dev split for datasets that have none.
+
+    The held-out queries are no longer in ``split``, so they are never trained on. What
+    ``python -m kit train-bi`` does for a folder without a dev split (notebook 04).
+
+    >>> ds = BeirDataset({"d": {"title": "", "text": "x"}}, {"a": "1", "b": "2"}, {"train": {"a": {"d": 1}, "b": {"d": 1}}})
+    >>> held = holdout_split(ds, "train", seed=0)
+    >>> held.splits, len(held.qrels["dev"]), len(held.qrels["train"])
+    (['dev', 'train'], 1, 1)
+    """
+    judged = ds.qrels.get(split)
+    if judged is None:
+        raise KitError(f"{ds.name}: no split {split!r} to hold queries out of")
+    if name in ds.qrels:
+        raise KitError(f"{ds.name}: split {name!r} already exists")
+    qids = sorted(judged)
+    if len(qids) < 2:
+        raise KitError(f"{ds.name}: split {split!r} has {len(qids)} query; need at least 2 to hold one out as {name}")
+    n = min(max(1, round(fraction * len(qids))), max_queries, len(qids) - 1)
+    held = set(random.Random(seed).sample(qids, n))
+    qrels = {s: dict(q) for s, q in ds.qrels.items()}
+    qrels[split] = {q: judged[q] for q in qids if q not in held}
+    qrels[name] = {q: judged[q] for q in qids if q in held}
+    return dataclasses.replace(ds, qrels=qrels)
+
+
+HELDOUT_DEV = "heldout-dev"
+
+
+def dev_split(ds: BeirDataset, train: str = "train", dev: str | None = None, *, seed: int = 42,
+              fraction: float = 0.1, log: Callable[[str], None] = lambda msg: None) -> tuple[BeirDataset, str, bool]:
+    """Choose the split that picks checkpoints and settings: ``(dataset, dev split name, held out?)``.
+
+    ``dev`` if given (never ``test``, never the training split); else the folder's ``dev`` split;
+    else a seeded ``fraction`` of the ``train`` queries held out as ``"heldout-dev"`` (they are then
+    not trained on), said through ``log``. Every kit recipe and ``python -m kit`` command chooses its
+    dev split this way, so nothing is ever tuned on test. Taught in ``notebooks/04_bi_encoder.ipynb``.
+
+    >>> ds = BeirDataset({"d": {"title": "", "text": "x"}}, {"a": "1", "b": "2"}, {"train": {"a": {"d": 1}, "b": {"d": 1}}})
+    >>> dev_split(ds, "train")[1:]
+    ('heldout-dev', True)
+    """
+    if train not in ds.splits:
+        raise KitError(f"{ds.name}: split {train!r} not found (available: {', '.join(ds.splits)})")
+    if dev is not None:
+        if dev == train:
+            raise KitError(f"--dev-split {dev!r} is the training split; the dev split must hold other queries")
+        if dev == "test":
+            raise KitError("--dev-split test: the test split is never used while training or choosing settings "
+                           "(it would leak into the choice); give a dev split, or none to hold out train queries")
+        if dev not in ds.splits:
+            raise KitError(f"{ds.name}: dev split {dev!r} not found (available: {', '.join(ds.splits)})")
+        return ds, dev, False
+    if "dev" in ds.splits and train != "dev":
+        return ds, "dev", False
+    held = holdout_split(ds, train, fraction=fraction, seed=seed, name=HELDOUT_DEV)
+    log(f"note: {ds.name} has no dev split: holding out {len(held.qrels[HELDOUT_DEV])} of {len(ds.qrels[train])} "
+        f"{train} queries ({fraction:.0%}, seed {seed}) as the dev split; they are not trained on")
+    return held, HELDOUT_DEV, True
+
+
+def answer_grade(qrels: Qrels) -> int:
+    """The grade that means "answers the query": 2 for graded judgments (0/1/2), 1 for binary ones.
+
+    >>> answer_grade({"q": {"a": 2, "b": 1}}), answer_grade({"q": {"a": 1}})
+    (2, 1)
+    """
+    top = max((g for docs in qrels.values() for g in docs.values()), default=1)
+    return 2 if top >= 2 else 1
+
+
+# --------------------------------------------------------------------------- re-ranker training pairs
+
+def rerank_pairs(ds: BeirDataset, split: str, candidates: Run, *, hard_negatives: int = 2,
+                 random_negatives: int = 1, range_min: int = 0, range_max: int = 30,
+                 relative_margin: float | None = 0.05, min_grade: int | None = None,
+                 graded: bool = False, seed: int = 42):
+    """(query, passage, label) rows to train a cross-encoder: gold positives, hard and random negatives.
+
+    - positives: every passage judged ``min_grade`` or more (default: the answer grade) with label 1
+      (``graded=True``: grade / top grade, so related passages get 0.5);
+    - hard negatives: the retriever's ``candidates`` for the query, ranked ``range_min``..``range_max``,
+      never a judged passage, and not scoring within ``relative_margin`` of the best positive's score
+      (the false-negative guard of ``sentence_transformers.util.mine_hard_negatives``), ``hard_negatives``
+      per query, best first;
+    - random negatives: ``random_negatives`` unjudged passages per query, drawn with ``seed``;
+
+    label 0 for both kinds. Columns: ``query, passage, label, kind`` (``positive``/``hard``/``random``)
+    and ``query_id, doc_id``. Taught in ``notebooks/05_cross_encoder.ipynb``.
+
+    >>> ds = BeirDataset({d: {"title": "", "text": d} for d in "abcde"}, {"q": "?"}, {"train": {"q": {"a": 2, "b": 1}}})
+    >>> rows = rerank_pairs(ds, "train", {"q": {"b": .9, "c": .8, "a": .7, "d": .1}}, hard_negatives=1,
+    ...                     random_negatives=1, relative_margin=None, seed=0)
+    >>> [(r["doc_id"], r["label"], r["kind"]) for r in rows]
+    [('a', 1.0, 'positive'), ('c', 0.0, 'hard'), ('d', 0.0, 'random')]
+    """
+    queries, qrels = ds.split(split)
+    grade = answer_grade(qrels) if min_grade is None else min_grade
+    top = max((g for docs in qrels.values() for g in docs.values()), default=1) or 1
+    rng = random.Random(seed)
+    doc_ids = sorted(ds.corpus)
+    rows: list[dict] = []
+    for q in sorted(qrels):
+        judged = {d for d, g in qrels[q].items() if g > 0}
+        positives = sorted((d for d, g in qrels[q].items() if g >= grade), key=lambda d: (-qrels[q][d], d))
+        if not positives:
+            continue
+        ranked = sorted(candidates.get(q, {}).items(), key=lambda x: (-x[1], x[0]))
+        pos_scores = [s for d, s in ranked if d in positives]
+        ceiling = pos_scores[0] * (1 - relative_margin) if pos_scores and relative_margin is not None else None
+        hard = [d for d, s in ranked[range_min:range_max]
+                if d not in judged and (ceiling is None or s <= ceiling)][:hard_negatives]
+        used = judged | set(hard)
+        rand = []
+        for _ in range(random_negatives):
+            if len(used) >= len(doc_ids):
+                break
+            d = _random_doc(doc_ids, used, rng)
+            rand.append(d)
+            used.add(d)
+        for d in positives:
+            rows.append({"query_id": q, "doc_id": d, "label": (qrels[q][d] / top) if graded else 1.0, "kind": "positive"})
+        rows += [{"query_id": q, "doc_id": d, "label": 0.0, "kind": "hard"} for d in hard]
+        rows += [{"query_id": q, "doc_id": d, "label": 0.0, "kind": "random"} for d in rand]
+    for r in rows:
+        r["query"], r["passage"] = queries[r["query_id"]], ds.doc_text(r["doc_id"])
+    return rows

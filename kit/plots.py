@@ -1,5 +1,6 @@
 """The figures the notebooks draw. Each returns the matplotlib Axes; titles state a finding,
-axes are labelled, and the run's numbers go in the legend.
+axes are labelled, and the run's numbers go in the legend. Plots only draw: what they show is
+computed by :mod:`kit.analysis` and :mod:`kit.evaluate`.
 
 >>> from kit.plots import similarity_heatmap
 >>> ax = similarity_heatmap(sim, labels, title="Paraphrases sit close together")   # doctest: +SKIP
@@ -35,29 +36,6 @@ def similarity_heatmap(sim: np.ndarray, labels: Sequence[str], *, title: str = "
     ax.set_title(title)
     ax.tick_params(axis="x", rotation=60)
     return ax
-
-
-def project_2d(embeddings: np.ndarray, method: str = "pca", seed: int = 42) -> np.ndarray:
-    """2-D coordinates of embeddings with PCA or t-SNE (scikit-learn, on one thread: next to PyTorch's
-    thread pool on a small CPU, scikit-learn's own pool can make t-SNE 20-100x slower)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        return _project_2d(embeddings, method, seed)
-
-
-def _project_2d(embeddings: np.ndarray, method: str, seed: int) -> np.ndarray:
-    if method == "pca":
-        from sklearn.decomposition import PCA
-
-        return PCA(n_components=2, random_state=seed).fit_transform(embeddings)
-    if method == "tsne":
-        from sklearn.manifold import TSNE
-
-        perplexity = min(30, max(5, len(embeddings) // 20))
-        return TSNE(n_components=2, metric="cosine", init="pca", perplexity=perplexity,
-                    random_state=seed).fit_transform(embeddings)
-    raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
 
 
 def embedding_map(coords: np.ndarray, groups: Sequence[str], *, title: str, ax=None, max_legend: int = 12):

@@ -41,7 +41,9 @@ def test_train_bi_happy_path_then_evaluate(dev_dir, tmp_path, capsys):
     assert result["columns"] == ["anchor", "positive", "negative"]      # one mined hard negative by default
     assert set(result["dev"]) == {"nDCG@10", "RR@10", "R@100"} and result["best_step"] in (0, 1, 2)
     assert result["pairs_per_second"] > 0 and result["seconds"] > 0
-    assert "rough estimate before training" in captured.err and "no dev split" not in captured.err
+    assert "estimate before training" in captured.err and "no dev split" not in captured.err
+    assert "max_seq_length 32 (given)" in captured.err and result["max_seq_length"] == 32
+    assert "dev evaluation (3 times, step 0 included)" in captured.err   # steps 0, 1 and 2
     assert (out / "model.safetensors").is_file() and (out / "modules.json").is_file()
     card = (out / "README.md").read_text()
     assert "fine-tuned on tiny_dev" in card and "nDCG@10" in card
@@ -55,10 +57,14 @@ def test_train_bi_happy_path_then_evaluate(dev_dir, tmp_path, capsys):
 @pytest.mark.slow
 def test_no_dev_split_holds_out_train_queries(tiny_dir, tmp_path, capsys):
     out = tmp_path / "model"
-    assert main(["train-bi", str(tiny_dir), "--out", str(out), "--hard-negatives", "0", *FAST_ARGS]) == 0
+    assert main(["train-bi", str(tiny_dir), "--out", str(out), "--hard-negatives", "0", "--max-steps", "2",
+                 "--batch-size", "2"]) == 0
     captured = capsys.readouterr()
     result = last_json(captured.out)
     assert "no dev split: holding out 1 of 3 train queries" in captured.err
+    # no --max-seq-length: chosen from the passages (all short here, so the floor of 32 tokens), and said
+    assert "passages: max_seq_length 32: keeps 100% of 6 texts whole" in captured.err
+    assert result["max_seq_length"] == 32 and result["truncated_share"] == 0.0
     assert result["dev_split"] == "heldout-dev" and result["dev_heldout_from_train"] is True
     assert result["dev_queries"] == 1 and result["rows"] == 2    # the held-out query is not trained on
     assert result["columns"] == ["anchor", "positive"]
@@ -133,13 +139,16 @@ def test_freeze_layers_trains_only_the_top(dev_dir, tmp_path, capsys):
 
 
 def test_cli_defaults_are_the_recipe():
-    from kit.train import TrainConfig
+    from kit.recipes import BiRecipe, CrossRecipe
 
+    for command, recipe in (("train-bi", BiRecipe()), ("train-ce", CrossRecipe())):
+        args = build_parser().parse_args([command, "d", "--out", "o"])
+        assert (args.epochs, args.batch_size, args.max_seq_length, args.learning_rate, args.seed, args.base,
+                args.hard_negatives, args.split) == \
+            (recipe.epochs, recipe.batch_size, recipe.max_seq_length, recipe.learning_rate, recipe.seed, recipe.base,
+             recipe.hard_negatives, recipe.split)
     args = build_parser().parse_args(["train-bi", "d", "--out", "o"])
-    cfg = TrainConfig()
-    assert (args.epochs, args.batch_size, args.max_seq_length, args.learning_rate, args.seed) == \
-        (cfg.epochs, cfg.batch_size, cfg.max_seq_length, cfg.learning_rate, cfg.seed)
-    assert args.hard_negatives == 1 and args.freeze_layers is None and args.split == "train"
+    assert args.freeze_layers is None and args.max_seq_length is None   # None: chosen from the data
 
 
 @pytest.mark.slow

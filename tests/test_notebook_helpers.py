@@ -1,4 +1,4 @@
-"""Helpers added for notebooks 01 and 02 (kit.evaluate run analysis, kit.plots.encoder_diagram).
+"""Helpers added for notebooks 01 and 02 (kit.analysis run analysis, kit.plots.encoder_diagram).
 
 Seeded and exact; no model is loaded (a deterministic fake encoder stands in where one is needed).
 """
@@ -13,7 +13,7 @@ import pytest
 
 from kit.data import load_beir
 from kit.errors import KitError
-from kit.evaluate import (duplicate_batch_rate, pair_similarities, pair_similarities_from_index, pair_summary,
+from kit.analysis import (duplicate_batch_rate, pair_similarities, pair_similarities_from_index, pair_summary,
                           rank_disagreements, ranking_failures, top_unjudged)
 from kit.plots import encoder_diagram
 from kit.retrieval import DenseIndex
@@ -118,7 +118,7 @@ def test_encoder_diagram_draws_both_architectures():
 
 
 def test_score_bi_encoder_is_search_plus_pairs(tiny_dir):
-    from kit.evaluate import score_bi_encoder
+    from kit.analysis import score_bi_encoder
 
     ds = load_beir(tiny_dir)
     model = FakeEncoder()

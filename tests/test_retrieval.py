@@ -66,7 +66,21 @@ def test_bm25_ranks_lexical_match_first():
               "meal": {"title": "Meals", "text": "Meals are covered by the per diem."}}
     run = BM25Index.build(corpus).search({"q": "taxi airport", "z": "zzzz unknownword"}, k=3)
     assert top_docs(run, "q", 1)[0][0] == "taxi"
-    assert len(run["z"]) == 3  # no known term: still a full (zero-score) list
+    assert run["z"] == {}      # no known term: it matches nothing (and scores 0 when evaluated)
+    assert set(run["q"]) == {"taxi"}   # passages sharing no term are not returned with a score of 0
+
+
+def test_bm25_unknown_terms_score_nothing_in_every_process():
+    """A query of unknown words used to be scored with a stand-in term picked in string-hash order."""
+    import subprocess
+    import sys
+
+    code = ("from kit.retrieval import BM25Index\n"
+            "c = {str(i): {'title': '', 'text': t} for i, t in enumerate(['taxi airport', 'hotel night', 'meal per diem'])}\n"
+            "print(BM25Index.build(c).search({'z': 'zzzz qqqq', 'q': 'hotel'}, k=3))\n")
+    outs = {subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "PYTHONHASHSEED": seed},
+                           capture_output=True, text=True, check=True).stdout for seed in ("1", "2", "3")}
+    assert len(outs) == 1 and "'z': {}" in outs.pop()
 
 
 def test_rrf_exact():

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from kit.data import load_beir, positive_pairs
+from kit.data import holdout_split, load_beir, positive_pairs
 from kit.errors import KitError
-from kit.train import (LOSS_DATA_SHAPE, RetrievalEvaluator, add_adapter, count_parameters, freeze, holdout_split,
-                       make_loss, planned_steps, save_model, train_bi_encoder, transformer_layers)
+from kit.models import save_model
+from kit.train import (LOSS_DATA_SHAPE, RetrievalEvaluator, add_adapter, count_parameters, freeze, make_loss,
+                       planned_steps, train_bi_encoder, transformer_layers)
 
 pytestmark = pytest.mark.slow
 
@@ -19,21 +20,26 @@ def fresh_model(model):
     return copy.deepcopy(model)
 
 
-def test_freeze_top_layers_counts(fresh_model):
+def test_freeze_counts_frozen_layers(fresh_model):
+    """freeze(model, 4) freezes the bottom 4 of 6 layers (what --freeze-layers 4 means): the top 2 train."""
     _, layers = transformer_layers(fresh_model)
     assert len(layers) == 6
     total = count_parameters(fresh_model)[1]
-    freeze(fresh_model, 2)
+    freeze(fresh_model, 4)
     trainable, _ = count_parameters(fresh_model)
     per_layer = sum(p.numel() for p in layers[0].parameters())
     assert trainable == 2 * per_layer and total == 22_713_216
+    assert all(not p.requires_grad for layer in layers[:4] for p in layer.parameters())
+    assert all(p.requires_grad for layer in layers[4:] for p in layer.parameters())
+    freeze(fresh_model)                                    # None: the whole transformer
+    assert count_parameters(fresh_model)[0] == 0
     with pytest.raises(KitError, match="between 0 and 6"):
         freeze(fresh_model, 7)
 
 
 def test_frozen_parameters_do_not_change(fresh_model, tiny_dir):
     ds = load_beir(tiny_dir)
-    freeze(fresh_model, 1)
+    freeze(fresh_model, 5)                                 # only the top layer trains
     before = {n: p.detach().clone() for n, p in fresh_model.named_parameters()}
     train_bi_encoder(fresh_model, positive_pairs(ds, "train"), max_steps=2, batch_size=3, learning_rate=1e-3,
                      max_seq_length=32, no_duplicates=False)

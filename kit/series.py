@@ -1,0 +1,133 @@
+"""What the notebooks share: the running example, defined once, and the fine-tuned models that
+several notebooks use, trained through the kit's cache (so each is trained once per setting).
+
+- :data:`EXAMPLE`: the running example, *"What is considered a business expense on a business
+  trip?"* (test query ``q0001``), its answer ``ride-00`` and the general definition ``gen-01``.
+- :func:`shared_fine_tuned_model`: notebook 01's short first fine-tune (also used by 02).
+- :func:`recipe_retriever`: notebook 04's recipe, the full epoch (the retriever of 05 and 06).
+- :func:`recipe_reranker`: notebook 05's re-ranker (used by 03 and 06).
+
+Each of these trains on its first call (minutes on a CPU) and is then loaded from ``.cache/``.
+Sizes go through :func:`kit.config.pick`, so ``KIT_FAST=1`` shrinks them in one place.
+
+>>> from kit.series import EXAMPLE
+>>> EXAMPLE.query_id, EXAMPLE.answer, EXAMPLE.general
+('q0001', 'ride-00', 'gen-01')
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from .cache import CachedModel, cached_model
+from .config import pick
+from .data import positive_pairs
+from .models import DEFAULT_MODEL, load_bi_encoder, load_cross_encoder, model_identity
+from .recipes import BiRecipe, CrossRecipe, quiet, train_bi_recipe, train_ce_recipe
+from .train import train_bi_encoder
+
+if TYPE_CHECKING:
+    from .data import BeirDataset
+
+
+@dataclass(frozen=True)
+class RunningExample:
+    """The series' running example: a test query, the passage that answers it, and the one that only matches it."""
+
+    query_id: str
+    query: str
+    answer: str      # ride-00, grade 2: "Transportation can be considered a valid business expense ..."
+    general: str     # gen-01, grade 1: "Business expenses are defined as ...": shares the words, answers nothing
+
+    @property
+    def why(self) -> str:
+        """Why the general definition is graded 1 and the transportation passage 2 (the datasheet's reasoning)."""
+        return ("The employee asks what counts as a business expense *on a trip*. ride-00 names the costs of "
+                "getting there and around (airfare, rail, taxis, rideshare, mileage) and says they are valid "
+                "business expenses: it answers (grade 2). gen-01 defines business expenses in general (ordinary, "
+                "necessary, for the company's benefit) without saying what is covered on a trip: it is related "
+                "(grade 1), and it shares the question's words, which is why a model that matches words ranks it first.")
+
+
+EXAMPLE = RunningExample("q0001", "What is considered a business expense on a business trip?", "ride-00", "gen-01")
+
+
+# --------------------------------------------------------------------------- shared models
+
+SHARED_MODEL = "minilm-expense-mnrl"
+
+
+def shared_fine_tuned_model(ds: "BeirDataset", *, refresh: bool = False):
+    """Notebook 01's first fine-tune, shared with 02: trained once, then loaded from the cache.
+
+    all-MiniLM-L6-v2 + MultipleNegativesRankingLoss on the train split's (query, answer) pairs,
+    ``pick(full=12, fast=2)`` steps of ``pick(full=32, fast=8)`` pairs at 128 tokens (64 in FAST mode).
+    Retrained when the data or these settings change.
+
+    >>> model = shared_fine_tuned_model(load_expense_policy())    # doctest: +SKIP
+    """
+    settings = {"steps": pick(full=12, fast=2), "batch_size": pick(full=32, fast=8),
+                "max_seq_length": pick(full=128, fast=64), "loss": "mnrl"}
+
+    def train():
+        result = train_bi_encoder(load_bi_encoder(), positive_pairs(ds, "train"), max_steps=settings["steps"],
+                                  batch_size=settings["batch_size"], max_seq_length=settings["max_seq_length"],
+                                  progress=False)
+        return result.model, {"steps": result.steps, "seconds": round(result.seconds, 1)}
+
+    key = {"settings": settings, "data": ds.fingerprint(), "base": model_identity(DEFAULT_MODEL)}
+    return cached_model(SHARED_MODEL, key, train, loader=load_bi_encoder, refresh=refresh).model
+
+
+def series_bi_recipe(**overrides) -> BiRecipe:
+    """Notebook 04's recipe: the command line's defaults (one epoch), smaller in FAST mode.
+
+    >>> series_bi_recipe().epochs
+    1.0
+    """
+    fast = {} if pick(full=True, fast=False) else {"max_steps": 2, "batch_size": 8, "max_seq_length": 64}
+    return BiRecipe(**{**fast, **overrides})
+
+
+def series_ce_recipe(**overrides) -> CrossRecipe:
+    """Notebook 05's re-ranker recipe: the command line's defaults, smaller in FAST mode."""
+    fast = {} if pick(full=True, fast=False) else {"max_steps": 2, "batch_size": 4, "max_seq_length": 96, "depth": 5}
+    return CrossRecipe(**{**fast, **overrides})
+
+
+def recipe_retriever(ds: "BeirDataset", recipe: BiRecipe | None = None, *, name: str = "bi-recipe",
+                     refresh: bool = False) -> CachedModel:
+    """The bi-encoder of notebook 04's recipe (``python -m kit train-bi``'s defaults), trained once.
+
+    Returns a :class:`kit.cache.CachedModel`: ``.model`` and ``.meta`` (the recipe's summary: dev
+    history, seconds, chosen length). A changed recipe or dataset retrains it.
+
+    >>> retriever = recipe_retriever(load_expense_policy()).model     # doctest: +SKIP
+    """
+    recipe = recipe or series_bi_recipe()
+
+    def train():
+        result = train_bi_recipe(ds, recipe, log=quiet, progress=False)
+        return result.model, result.summary
+
+    key = {"recipe": asdict(recipe), "data": ds.fingerprint(), "base": model_identity(recipe.base)}
+    return cached_model(name, key, train, loader=load_bi_encoder, refresh=refresh)
+
+
+def recipe_reranker(ds: "BeirDataset", retriever: CachedModel, recipe: CrossRecipe | None = None, *,
+                    name: str = "ce-recipe", refresh: bool = False) -> CachedModel:
+    """The re-ranker of notebook 05's recipe, trained once on ``retriever``'s candidates.
+
+    ``.meta`` holds the recipe's summary, including the dev-chosen ``mix_weight`` and first stage.
+
+    >>> reranker = recipe_reranker(ds, recipe_retriever(ds)).model      # doctest: +SKIP
+    """
+    recipe = recipe or series_ce_recipe()
+
+    def train():
+        result = train_ce_recipe(ds, recipe, retriever=retriever.model, log=quiet, progress=False)
+        return result.model, result.summary
+
+    key = {"recipe": asdict(recipe), "data": ds.fingerprint(), "base": model_identity(recipe.base),
+           "retriever": retriever.key}
+    return cached_model(name, key, train, loader=load_cross_encoder, refresh=refresh)
