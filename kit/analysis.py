@@ -317,3 +317,161 @@ def score_bi_encoder(model: "SentenceTransformer", ds: "BeirDataset", split: str
     q_emb = index.encode_queries(queries)
     run = index.search(queries, k=k, query_embeddings=q_emb)
     return run, pair_similarities_from_index(index, q_emb, ds, split, negatives=negatives, seed=seed)
+
+
+def expert_verdicts(negatives: dict[str, Sequence[str]], judgments: Sequence[dict]) -> dict[str, int]:
+    """How an expert judged the mined "negatives" they reviewed: the false-negative problem in numbers.
+
+    ``negatives``: query id -> mined negative doc ids (e.g. :func:`kit.retrieval.hard_negatives`);
+    ``judgments``: rows of :func:`kit.data.load_judgments`. Returns counts: ``mined`` (pairs),
+    ``reviewed`` (of those, judged by the expert), one count per judgment, and
+    ``false_negative_rate`` (actually relevant / reviewed). Taught in ``notebooks/05_cross_encoder.ipynb``.
+
+    >>> expert_verdicts({"q": ["a", "b", "c"]}, [{"query_id": "q", "corpus_id": "a", "judgment": "actually_relevant"},
+    ...                                           {"query_id": "q", "corpus_id": "b", "judgment": "hard_negative"}])
+    {'mined': 3, 'reviewed': 2, 'hard_negative': 1, 'actually_relevant': 1, 'unclear': 0, 'false_negative_rate': 0.5}
+    """
+    verdict = {(str(r["query_id"]), str(r["corpus_id"])): r["judgment"] for r in judgments}
+    pairs = [(q, d) for q, docs in negatives.items() for d in docs]
+    seen = [verdict[p] for p in pairs if p in verdict]
+    out: dict[str, float] = {"mined": len(pairs), "reviewed": len(seen)}
+    for kind in ("hard_negative", "actually_relevant", "unclear"):
+        out[kind] = sum(v == kind for v in seen)
+    out["false_negative_rate"] = round(out["actually_relevant"] / len(seen), 4) if seen else float("nan")
+    return out
+
+
+# --------------------------------------------------------------------------- re-ranking, query by query
+
+def rank_table(run: Run, query_id: str, ds: "BeirDataset", qrels: Qrels, *, n: int = 5, score: str = "score",
+               chars: int = 90) -> pd.DataFrame:
+    """The top ``n`` of one query's run as a table: rank, grade (2 answers, 1 related, 0 not judged),
+    doc id, title, the start of the text, and the score. The talk's *Before* / *After re-ranking*
+    tables are two of these. Taught in ``notebooks/05_cross_encoder.ipynb``.
+
+    >>> from kit.data import BeirDataset
+    >>> ds = BeirDataset({"a": {"title": "A", "text": "alpha"}, "b": {"title": "B", "text": "beta"}}, {"q": "?"}, {})
+    >>> rank_table({"q": {"a": 0.2, "b": 0.9}}, "q", ds, {"q": {"a": 2}})[["doc", "grade"]].to_dict("list")
+    {'doc': ['b', 'a'], 'grade': [0, 2]}
+    """
+    ranked = sorted(run.get(query_id, {}).items(), key=lambda x: (-x[1], x[0]))[:n]
+    judged = qrels.get(query_id, {})
+    rows = []
+    for rank, (d, s) in enumerate(ranked, 1):
+        text = ds.corpus[d]["text"]
+        rows.append({"rank": rank, "grade": int(judged.get(d, 0)), "doc": d, "title": ds.corpus[d].get("title", ""),
+                     "text": text if len(text) <= chars else text[: chars - 1] + "…", score: round(float(s), 4)})
+    return pd.DataFrame(rows).set_index("rank")
+
+
+def rank_of(run: Run, query_id: str, doc_id: str) -> int:
+    """1-based rank of ``doc_id`` in one query's run (0 if it is not there).
+
+    >>> rank_of({"q": {"a": 0.2, "b": 0.9}}, "q", "a"), rank_of({"q": {}}, "q", "a")
+    (2, 0)
+    """
+    ranked = sorted(run.get(query_id, {}).items(), key=lambda x: (-x[1], x[0]))
+    return next((i for i, (d, _) in enumerate(ranked, 1) if d == doc_id), 0)
+
+
+def biggest_changes(before: pd.Series, after: pd.Series, *, helped: int = 2, hurt: int = 1,
+                    exclude: Sequence[str] = ()) -> pd.DataFrame:
+    """The queries whose per-query score rose the most (``helped``) and fell the most (``hurt``), found
+    by code, with before, after and the change. Ties are broken by query id, so the choice is stable.
+
+    >>> b = pd.Series({"q1": 0.5, "q2": 0.9, "q3": 0.2}); a = pd.Series({"q1": 1.0, "q2": 0.4, "q3": 0.3})
+    >>> biggest_changes(b, a, helped=1, hurt=1).index.tolist()
+    ['q1', 'q2']
+    """
+    delta = (after - before).drop(index=[q for q in exclude if q in before.index])
+    order = sorted(delta.index, key=lambda q: (-delta[q], q))
+    up = [q for q in order if delta[q] > 0][:helped]
+    down = [q for q in reversed(order) if delta[q] < 0][:hurt]
+    picked = up + down
+    return pd.DataFrame({"before": before[picked], "after": after[picked], "change": delta[picked],
+                         "kind": ["helped"] * len(up) + ["hurt"] * len(down)})
+
+
+def query_margins(pairs: pd.DataFrame) -> pd.Series:
+    """Per query: cosine of its best-scored answer (grade 2) minus cosine of its hard negative (grade 0).
+
+    Above 0, the answer ranks above the negative for that query. ``pairs`` as returned by
+    :func:`pair_similarities` (with ``negatives=``). Taught in ``notebooks/04_bi_encoder.ipynb``.
+
+    >>> pairs = pd.DataFrame({"query_id": ["q1", "q1", "q2", "q2"], "grade": [2, 0, 2, 0],
+    ...                       "cosine": [0.8, 0.5, 0.3, 0.4]})
+    >>> query_margins(pairs).round(2).to_dict()
+    {'q1': 0.3, 'q2': -0.1}
+    """
+    answer = pairs[pairs.grade == 2].groupby("query_id").cosine.max()
+    negative = pairs[pairs.grade == 0].groupby("query_id").cosine.max()
+    both = answer.index.intersection(negative.index)
+    return (answer[both] - negative[both]).rename("margin")
+
+
+# --------------------------------------------------------------------------- settings that depend on the data
+
+def length_tradeoff(model, ds: "BeirDataset", split: str, lengths: Sequence[int], *, encoder=None,
+                    timing_sample: int = 128) -> pd.DataFrame:
+    """Quality and cost of reading passages at each ``max_seq_length``: one row per length with the
+    share of passages it truncates, ``split`` nDCG@10 of dense retrieval, and the seconds to encode
+    ``timing_sample`` passages (measured, not cached). ``encoder(model, texts)`` may supply cached
+    embeddings for the quality column (e.g. :func:`kit.cache.cached_encode`). The model's own length
+    is restored afterwards. Taught in ``notebooks/04_bi_encoder.ipynb``.
+
+    >>> length_tradeoff(load_bi_encoder(), ds, "test", [64, 128])      # doctest: +SKIP
+    """
+    import time
+
+    from .evaluate import evaluate
+    from .models import token_lengths
+    from .retrieval import DenseIndex, encode
+
+    queries, qrels = ds.split(split)
+    texts = ds.doc_texts()
+    tokens = np.asarray(token_lengths(model, texts))
+    sample = texts[:timing_sample]
+    original = model.max_seq_length
+    rows = []
+    try:
+        for n in lengths:
+            model.max_seq_length = int(n)
+            encode(model, sample[:8])                       # warm-up at this length
+            t = time.perf_counter()
+            encode(model, sample)
+            seconds = time.perf_counter() - t
+            build = (lambda t_: encoder(model, t_)) if encoder is not None else None
+            run = DenseIndex.build(model, ds.corpus, encoder=build).search(queries, k=100)
+            rows.append({"max_seq_length": int(n), "passages truncated": float((tokens > n).mean()),
+                         "nDCG@10": evaluate(run, qrels, ["nDCG@10"])["nDCG@10"],
+                         f"seconds per {len(sample)} passages": seconds})
+    finally:
+        model.max_seq_length = original
+    return pd.DataFrame(rows).set_index("max_seq_length")
+
+
+def first_stage_report(dense: dict[str, Run], bm25: dict[str, Run], qrels: dict[str, Qrels], *, dev: str = "dev",
+                       test: str = "test") -> tuple[pd.DataFrame, "object"]:
+    """Dense, BM25 and every fusion scored on ``dev`` and ``test``, with the one chosen on dev marked.
+
+    ``dense`` / ``bm25``: runs per split; ``qrels``: judgments per split. Returns the table and the
+    :class:`kit.retrieval.FirstStageChoice` (its ``reason`` says why). The choice never sees test.
+    Taught in ``notebooks/04_bi_encoder.ipynb``.
+
+    >>> dense = {"dev": {"q": {"a": 0.9, "b": 0.8}}, "test": {"t": {"a": 0.9, "b": 0.8}}}
+    >>> bm25 = {"dev": {"q": {"b": 3.0, "a": 1.0}}, "test": {"t": {"b": 3.0, "a": 1.0}}}
+    >>> table, choice = first_stage_report(dense, bm25, {"dev": {"q": {"b": 1}}, "test": {"t": {"a": 1}}})
+    >>> choice.chosen.name, bool(table.loc["bm25", "chosen on dev"]), round(float(table.loc["bm25", "test nDCG@10"]), 4)
+    ('bm25', True, 0.6309)
+    """
+    from .evaluate import evaluate
+    from .retrieval import FIRST_STAGES, choose_first_stage
+
+    choice = choose_first_stage(dense[dev], bm25[dev], qrels[dev], dev_split=dev)
+    rows = {}
+    for stage in FIRST_STAGES:
+        rows[stage.name] = {f"{dev} nDCG@10": choice.dev_scores[stage.name],
+                            f"{test} nDCG@10": evaluate(stage.combine(dense[test], bm25[test]), qrels[test],
+                                                        ["nDCG@10"])["nDCG@10"],
+                            "chosen on dev": stage == choice.chosen}
+    return pd.DataFrame(rows).T.astype({f"{dev} nDCG@10": float, f"{test} nDCG@10": float, "chosen on dev": bool}), choice

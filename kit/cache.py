@@ -196,3 +196,32 @@ def clear(root: Path | None = None) -> None:
 
 __all__ = ["CachedModel", "cache_dir", "cached_encode", "cached_index", "cached_json", "cached_model", "clear",
            "fingerprint"]
+
+
+def cached_rerank(reranker, corpus: Corpus, queries: dict, run: dict, depth: int, *, batch_size: int = 32,
+                  root: Path | None = None) -> dict:
+    """:func:`kit.retrieval.rerank` of each query's top ``depth``, its scores cached by the re-ranker's
+    weights and the exact (query, passage) pairs, so a notebook re-run re-ranks nothing twice.
+
+    Returns the re-ranked top ``depth`` per query (no tail).
+
+    >>> reranked = cached_rerank(reranker, ds.corpus, queries, run, depth=20)   # doctest: +SKIP
+    """
+    from .models import model_fingerprint
+    from .retrieval import rerank, top_run
+
+    first = top_run(run, depth)
+    pairs = sorted((q, d) for q, docs in first.items() for d in docs)
+    key = fingerprint(model_fingerprint(reranker), [(queries[q], d) for q, d in pairs],
+                      [corpus[d].get("text", "")[:64] for _, d in pairs])
+    path = cache_dir("reranked", root=root) / f"{key}.json"
+    if path.is_file():
+        scores = json.loads(path.read_text())
+        out: dict = {}
+        for (q, d), s in zip(pairs, scores):
+            out.setdefault(q, {})[d] = s
+        return {q: dict(sorted(docs.items(), key=lambda x: (-x[1], x[0]))) for q, docs in out.items()}
+    reranked = top_run(rerank(reranker, corpus, queries, first, depth=depth, batch_size=batch_size,
+                              show_progress_bar=False), depth)
+    atomic_write_text(path, json.dumps([reranked[q][d] for q, d in pairs]))
+    return reranked

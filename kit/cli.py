@@ -287,7 +287,8 @@ def _recipe_flags(p: argparse.ArgumentParser, defaults) -> None:
                    help="split that picks the checkpoint and the settings (default: dev; if the folder has none, "
                         "10%% of the training queries are held out, seeded); never test")
     p.add_argument("--base", default=defaults.base,
-                   help="model name or path to start from (default: all-MiniLM-L6-v2, shipped offline)")
+                   help="model name or path to start from (default: " + (
+                       "all-MiniLM-L6-v2, shipped offline)" if defaults.base else "the retriever's weights)"))
     p.add_argument("--epochs", type=float, default=defaults.epochs, help=f"passes over the training data (default {defaults.epochs:g})")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size, help=f"rows per step (default {defaults.batch_size})")
     p.add_argument("--max-seq-length", type=int, default=None,

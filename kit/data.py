@@ -476,9 +476,11 @@ def _subsample(items: list, limit: int | None, seed: int) -> list:
     return random.Random(seed).sample(items, limit)
 
 
-def sample(ds: BeirDataset, queries_per_split: int | None, *, extra_docs: int = 100, seed: int = 42) -> BeirDataset:
+def sample(ds: BeirDataset, queries_per_split: int | None, *, extra_docs: int = 100, seed: int = 42,
+           keep: Iterable[str] = ()) -> BeirDataset:
     """A smaller copy for quick runs: ``queries_per_split`` queries of each split, every passage they
     judge, plus ``extra_docs`` other passages as distractors. ``None`` returns ``ds`` unchanged.
+    Query ids in ``keep`` (e.g. the running example) stay in their split in any case.
 
     Notebooks call ``sample(ds, pick(full=None, fast=30))``, so FAST mode shrinks the data in one line.
 
@@ -487,10 +489,12 @@ def sample(ds: BeirDataset, queries_per_split: int | None, *, extra_docs: int = 
     if queries_per_split is None:
         return ds
     rng = random.Random(seed)
+    always = set(keep)
     qrels: dict[str, Qrels] = {}
     for split, judged in ds.qrels.items():
-        keep = sorted(judged) if len(judged) <= queries_per_split else sorted(rng.sample(sorted(judged), queries_per_split))
-        qrels[split] = {q: dict(judged[q]) for q in keep}
+        chosen = sorted(judged) if len(judged) <= queries_per_split else sorted(rng.sample(sorted(judged), queries_per_split))
+        chosen = sorted(set(chosen) | (always & set(judged)))
+        qrels[split] = {q: dict(judged[q]) for q in chosen}
     needed = {d for judged in qrels.values() for docs in judged.values() for d in docs}
     others = [d for d in ds.corpus if d not in needed]
     needed |= set(rng.sample(others, min(extra_docs, len(others))))
@@ -582,11 +586,14 @@ def answer_grade(qrels: Qrels) -> int:
 def rerank_pairs(ds: BeirDataset, split: str, candidates: Run, *, hard_negatives: int = 2,
                  random_negatives: int = 1, range_min: int = 0, range_max: int = 30,
                  relative_margin: float | None = 0.05, min_grade: int | None = None,
-                 graded: bool = False, seed: int = 42):
+                 related: bool = True, graded: bool = False, seed: int = 42):
     """(query, passage, label) rows to train a cross-encoder: gold positives, hard and random negatives.
 
-    - positives: every passage judged ``min_grade`` or more (default: the answer grade) with label 1
-      (``graded=True``: grade / top grade, so related passages get 0.5);
+    - positives: every passage judged ``min_grade`` or more (default: the answer grade) with label 1;
+    - related passages (judged above 0 but below ``min_grade``), with ``related=True``: label
+      grade / top grade (0.5 for grade 1 of 2), never 0: they are relevant, only less than the
+      answer. A listwise loss that lists them below the answer teaches the re-ranker to put the
+      passage that *answers* above one that is only on topic (the running example's general definition);
     - hard negatives: the retriever's ``candidates`` for the query, ranked ``range_min``..``range_max``,
       never a judged passage, and not scoring within ``relative_margin`` of the best positive's score
       (the false-negative guard of ``sentence_transformers.util.mine_hard_negatives``), ``hard_negatives``
@@ -594,13 +601,14 @@ def rerank_pairs(ds: BeirDataset, split: str, candidates: Run, *, hard_negatives
     - random negatives: ``random_negatives`` unjudged passages per query, drawn with ``seed``;
 
     label 0 for both kinds. Columns: ``query, passage, label, kind`` (``positive``/``hard``/``random``)
-    and ``query_id, doc_id``. Taught in ``notebooks/05_cross_encoder.ipynb``.
+    and ``query_id, doc_id`` (kinds: ``positive``, ``related``, ``hard``, ``random``). Taught in
+    ``notebooks/05_cross_encoder.ipynb``.
 
     >>> ds = BeirDataset({d: {"title": "", "text": d} for d in "abcde"}, {"q": "?"}, {"train": {"q": {"a": 2, "b": 1}}})
     >>> rows = rerank_pairs(ds, "train", {"q": {"b": .9, "c": .8, "a": .7, "d": .1}}, hard_negatives=1,
     ...                     random_negatives=1, relative_margin=None, seed=0)
     >>> [(r["doc_id"], r["label"], r["kind"]) for r in rows]
-    [('a', 1.0, 'positive'), ('c', 0.0, 'hard'), ('d', 0.0, 'random')]
+    [('a', 1.0, 'positive'), ('b', 0.5, 'related'), ('c', 0.0, 'hard'), ('d', 0.0, 'random')]
     """
     queries, qrels = ds.split(split)
     grade = answer_grade(qrels) if min_grade is None else min_grade
@@ -628,8 +636,106 @@ def rerank_pairs(ds: BeirDataset, split: str, candidates: Run, *, hard_negatives
             used.add(d)
         for d in positives:
             rows.append({"query_id": q, "doc_id": d, "label": (qrels[q][d] / top) if graded else 1.0, "kind": "positive"})
+        if related:
+            rows += [{"query_id": q, "doc_id": d, "label": qrels[q][d] / top, "kind": "related"}
+                     for d in sorted(judged - set(positives), key=lambda d: (-qrels[q][d], d))]
         rows += [{"query_id": q, "doc_id": d, "label": 0.0, "kind": "hard"} for d in hard]
         rows += [{"query_id": q, "doc_id": d, "label": 0.0, "kind": "random"} for d in rand]
     for r in rows:
         r["query"], r["passage"] = queries[r["query_id"]], ds.doc_text(r["doc_id"])
     return rows
+
+
+# --------------------------------------------------------------------------- a corpus of long documents
+
+def long_documents(ds: BeirDataset, n_docs: int = 5000, *, per_doc: int = 3, seed: int = 42,
+                   splits: dict[str, str] | None = None, max_queries: dict[str, int] | None = None) -> BeirDataset:
+    """A BEIR dataset of long documents built from ``ds``'s passages, to try what passage length changes.
+
+    The first ``len(ds.corpus)`` documents each start with a different passage (its *primary*)
+    followed by ``per_doc - 1`` passages of other topics drawn at random (seeded); a document is
+    judged for a query with its primary passage's grade. The remaining documents, up to ``n_docs``,
+    are distractors of ``per_doc`` random passages, judged for nothing (as in real collections, some
+    relevant text then goes unjudged). ``splits`` renames or drops splits (``{"train": "train",
+    "test": "test"}`` keeps two and no dev split); ``max_queries`` caps each. With the bundled
+    passages (87 words on average) and ``per_doc=3`` the documents are 200-300 words, the shape of
+    BEIR's scientific-abstract sets. Used by ``benchmarks/`` and ``notebooks/04_bi_encoder.ipynb``.
+
+    >>> ds = BeirDataset({f"p{i}": {"title": "", "text": f"w{i}", "topic": str(i % 2)} for i in range(4)},
+    ...                  {"q": "?"}, {"test": {"q": {"p1": 2}}})
+    >>> long = long_documents(ds, 8, per_doc=2, seed=0)
+    >>> len(long.corpus), long.qrels["test"], long.corpus["doc-0001"]["text"]
+    (8, {'q': {'doc-0001': 2}}, 'w1 w2')
+    """
+    rng = random.Random(seed)
+    ids = sorted(ds.corpus)
+    if n_docs < len(ids):
+        raise DataError(f"long_documents: n_docs ({n_docs}) must be at least the number of passages ({len(ids)})")
+    topic = {d: str(ds.corpus[d].get("topic", "")) for d in ids}
+    corpus: Corpus = {}
+    doc_of: dict[str, str] = {}
+    for i in range(n_docs):
+        doc_id = f"doc-{i:04d}"
+        if i < len(ids):
+            first = ids[i]
+            others = [d for d in ids if topic[d] != topic[first]] or [d for d in ids if d != first]
+            parts = [first, *rng.sample(others, min(per_doc - 1, len(others)))]
+            doc_of[first] = doc_id
+        else:
+            parts = rng.sample(ids, min(per_doc, len(ids)))
+        corpus[doc_id] = {"title": ds.corpus[parts[0]].get("title", ""),
+                          "text": " ".join(ds.corpus[p]["text"] for p in parts)}
+    rename = splits or {s: s for s in ds.qrels}
+    qrels: dict[str, Qrels] = {}
+    for old, new in rename.items():
+        judged = ds.qrels.get(old, {})
+        keep = sorted(judged)
+        cap = (max_queries or {}).get(new)
+        if cap is not None and cap < len(keep):
+            keep = sorted(random.Random(seed).sample(keep, cap))
+        qrels[new] = {q: {doc_of[p]: g for p, g in judged[q].items()} for q in keep}
+    kept = {q for split in qrels.values() for q in split}
+    return BeirDataset(corpus, {q: t for q, t in ds.queries.items() if q in kept}, qrels,
+                       name=f"{ds.name}-long{n_docs}", query_meta={q: m for q, m in ds.query_meta.items() if q in kept})
+
+
+# --------------------------------------------------------------------------- expert judgments
+
+JUDGMENTS = ("hard_negative", "actually_relevant", "unclear")
+JUDGMENT_FIELDS = ("query_id", "corpus_id", "judgment")
+
+
+def load_judgments(path: str | os.PathLike | None = None) -> list[dict]:
+    """Expert (SME) judgments of mined candidates: one JSON object per line with ``query_id``,
+    ``corpus_id``, ``judgment`` (``hard_negative``, ``actually_relevant`` or ``unclear``) and
+    optionally ``query``, ``model_rank``, ``model_score``, ``reason``. Default: the bundled
+    ``data/expense_policy/sme_judgments.jsonl``. Errors name the file and line. When a pair is
+    judged twice, the last judgment wins. Taught in ``notebooks/05_cross_encoder.ipynb`` and ``03``.
+
+    >>> rows = load_judgments()                    # doctest: +SKIP
+    >>> rows[0]["judgment"]                        # doctest: +SKIP
+    'actually_relevant'
+    """
+    from .config import EXPENSE_POLICY
+
+    p = Path(path) if path is not None else EXPENSE_POLICY / "sme_judgments.jsonl"
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    last: dict[tuple[str, str], dict] = {}
+    with open(p, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{p.name}:{lineno}: malformed JSON ({err.msg} at column {err.colno})") from None
+            missing = [k for k in JUDGMENT_FIELDS if not isinstance(row, dict) or k not in row]
+            if missing:
+                raise DataError(f"{p.name}:{lineno}: missing field(s) {', '.join(missing)}")
+            if row["judgment"] not in JUDGMENTS:
+                raise DataError(f"{p.name}:{lineno}: judgment {row['judgment']!r} is not one of {', '.join(JUDGMENTS)}")
+            key = (str(row["query_id"]), str(row["corpus_id"]))
+            last.pop(key, None)
+            last[key] = row
+    return list(last.values())

@@ -170,6 +170,43 @@ def _modular_cross_encoder(path: str, head: str, *, device: str | None, max_leng
     return CrossEncoder(modules=[transformer, Pooling(dim, "mean"), linear], device=device)
 
 
+def cross_encoder_from(bi_encoder, head: str = "cosine", *, max_length: int | None = None) -> "CrossEncoder":
+    """A re-ranker that starts from a bi-encoder already in memory (e.g. the retriever you just fine-tuned).
+
+    The transformer's weights are copied (the bi-encoder is left as it is); ``head`` as in
+    :func:`load_cross_encoder`. Starting from the *fine-tuned* retriever gives the re-ranker the
+    domain the retriever learned. Taught in ``notebooks/05_cross_encoder.ipynb``.
+
+    >>> reranker = cross_encoder_from(retriever)            # doctest: +SKIP
+    """
+    import copy
+    import tempfile
+
+    import torch
+    from sentence_transformers import CrossEncoder
+    from sentence_transformers.base.modules import Dense
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    if head not in RERANKER_HEADS:
+        raise KitError(f"cross_encoder_from: head must be one of {', '.join(RERANKER_HEADS)}, got {head!r}")
+    if head == "cls":
+        with tempfile.TemporaryDirectory(prefix="kit-bi-") as tmp:
+            bi_encoder.save(tmp)
+            return load_cross_encoder(tmp, head="cls", max_length=max_length)
+    transformer = copy.deepcopy(bi_encoder[0])
+    if max_length is not None:
+        transformer.max_seq_length = max_length
+    if head == "cosine":
+        from .heads import SegmentCosine
+
+        transformer.auto_model.config.num_labels = 1
+        return CrossEncoder(modules=[transformer, SegmentCosine(scale=1.0)], device=str(bi_encoder.device),
+                            activation_fn=torch.nn.Identity())
+    dim = transformer.auto_model.config.hidden_size
+    linear = Dense(dim, 1, activation_function=torch.nn.Identity(), module_output_name="scores")
+    return CrossEncoder(modules=[transformer, Pooling(dim, "mean"), linear], device=str(bi_encoder.device))
+
+
 def _st_model_type(path: Path) -> str | None:
     import json
 
@@ -187,7 +224,10 @@ def is_bi_encoder_folder(path: str | os.PathLike) -> bool:
 
 
 def model_limit(model) -> int:
-    """The longest input (in tokens) the model's position embeddings allow (512 for MiniLM).
+    """The longest input (in tokens) the model's position embeddings allow: 512 for MiniLM.
+
+    This is the architecture's hard limit. (A model may have been fine-tuned at a shorter length:
+    all-MiniLM-L6-v2 ships set to read 256 tokens; reading more is allowed and measured, not assumed.)
 
     >>> model_limit(load_bi_encoder())                     # doctest: +SKIP
     512
@@ -195,10 +235,7 @@ def model_limit(model) -> int:
     first = model[0]
     auto = getattr(first, "auto_model", None) or getattr(first, "model", None)
     limit = getattr(getattr(auto, "config", None), "max_position_embeddings", None)
-    tok = getattr(model, "tokenizer", None)
-    tok_limit = getattr(tok, "model_max_length", None)
-    candidates = [v for v in (limit, tok_limit) if isinstance(v, int) and 0 < v < 100_000]
-    return min(candidates) if candidates else 512
+    return int(limit) if isinstance(limit, int) and 0 < limit < 100_000 else 512
 
 
 def save_model(model, path: str | os.PathLike, *, extra_files: dict[str, str] | None = None) -> Path:

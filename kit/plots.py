@@ -165,3 +165,104 @@ def rank_heatmap(ranks: pd.DataFrame, *, title: str, ax: "Axes | None" = None) -
     ax.set(title=title, xlabel="metric", ylabel="model")
     ax.tick_params(axis="y", rotation=0)
     return ax
+
+
+def depth_curve(frame: pd.DataFrame, *, title: str, quality: str = "nDCG@10", cost: str = "ms per query",
+                ax: "Axes | None" = None) -> "Axes":
+    """Quality (left axis) and cost (right axis) against re-ranking depth; one row of ``frame`` per depth.
+
+    ``frame`` has a ``depth`` column, ``quality`` and ``cost`` columns, and optionally ``baseline``
+    (the first stage alone, drawn as a dashed line). Taught in ``notebooks/05_cross_encoder.ipynb``.
+
+    >>> f = pd.DataFrame({"depth": [10, 20], "nDCG@10": [0.7, 0.72], "ms per query": [150, 300], "baseline": 0.69})
+    >>> depth_curve(f, title="t").get_xlabel()
+    'candidates re-ranked per query (depth)'
+    """
+    ax = _axes(ax)
+    ax.plot(frame["depth"], frame[quality], marker="o", color="tab:blue", label=f"re-ranked {quality}")
+    if "baseline" in frame:
+        ax.axhline(float(frame["baseline"].iloc[0]), color="tab:blue", ls="--", lw=1,
+                   label=f"first stage alone ({float(frame['baseline'].iloc[0]):.3f})")
+    ax.set(title=title, xlabel="candidates re-ranked per query (depth)", ylabel=quality)
+    right = ax.twinx()
+    right.plot(frame["depth"], frame[cost], marker="s", color="tab:orange", label=cost)
+    right.set_ylabel(cost)
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower right")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def reliability_diagram(curves: Mapping[str, tuple[Sequence[float], Sequence[int]]], *, title: str, bins: int = 10,
+                        ax: "Axes | None" = None) -> "Axes":
+    """Calibration: for each name, the share of positives among pairs binned by predicted probability.
+
+    A calibrated model sits on the diagonal; the legend gives each one's expected calibration error
+    (ECE: the mean gap, weighted by bin size). Taught in ``notebooks/05_cross_encoder.ipynb``.
+
+    >>> ax = reliability_diagram({"m": ([0.1, 0.9, 0.8], [0, 1, 1])}, title="t")
+    >>> ax.get_xlabel()
+    'predicted probability'
+    """
+    ax = _axes(ax, figsize=(6, 6))
+    ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=1, label="perfectly calibrated")
+    edges = np.linspace(0, 1, bins + 1)
+    for name, (p, y) in curves.items():
+        p, y = np.asarray(p, float), np.asarray(y, float)
+        which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+        xs, ys, ece = [], [], 0.0
+        for b in range(bins):
+            sel = which == b
+            if sel.any():
+                xs.append(p[sel].mean())
+                ys.append(y[sel].mean())
+                ece += sel.mean() * abs(p[sel].mean() - y[sel].mean())
+        ax.plot(xs, ys, marker="o", label=f"{name} (ECE {ece:.3f})")
+    ax.set(title=title, xlabel="predicted probability", ylabel="share actually relevant", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left")
+    return ax
+
+
+def margin_histograms(margins: Mapping[str, Sequence[float]], *, title: str, bins: int = 30,
+                      ax: "Axes | None" = None) -> "Axes":
+    """One histogram per model of per-query margins (answer minus hard negative), a line at 0.
+
+    Right of the line, the answer wins for that query. The legend gives each model's share of
+    queries above 0 and its median margin. Taught in ``notebooks/04_bi_encoder.ipynb``.
+
+    >>> ax = margin_histograms({"a": [0.1, -0.2, 0.3], "b": [0.2, 0.1, 0.0]}, title="t")
+    >>> [t.get_text() for t in ax.get_legend().get_texts()][:1]
+    ['a: 67% above 0, median +0.100']
+    """
+    ax = _axes(ax, figsize=(8, 4.5))
+    values = {k: np.asarray(v, float) for k, v in margins.items()}
+    lo = min(v.min() for v in values.values())
+    hi = max(v.max() for v in values.values())
+    edges = np.linspace(lo, hi, bins + 1)
+    for name, v in values.items():
+        ax.hist(v, bins=edges, histtype="step", lw=2,
+                label=f"{name}: {(v > 0).mean():.0%} above 0, median {np.median(v):+.3f}")
+    ax.axvline(0, color="0.2", lw=1)
+    ax.set(title=title, xlabel="cos(query, answer) - cos(query, hard negative), per query", ylabel="queries")
+    ax.legend()
+    return ax
+
+
+def interval_dots(table: pd.DataFrame, *, title: str, xlabel: str = "change in nDCG@10", ax: "Axes | None" = None) -> "Axes":
+    """Differences as dots with their confidence intervals (rows: comparisons; columns ``diff``,
+    ``low``, ``high``), a line at 0: an interval that crosses it is no difference at this size.
+
+    >>> t = pd.DataFrame({"diff": [0.02, -0.01], "low": [0.01, -0.03], "high": [0.03, 0.01]}, index=["a", "b"])
+    >>> interval_dots(t, title="t").get_xlabel()
+    'change in nDCG@10'
+    """
+    ax = _axes(ax, figsize=(7, 0.6 * len(table) + 1.6))
+    y = np.arange(len(table))[::-1]
+    ax.errorbar(table["diff"], y, xerr=[table["diff"] - table["low"], table["high"] - table["diff"]], fmt="o",
+                capsize=4, color="tab:blue")
+    ax.axvline(0, color="0.3", lw=1, ls="--")
+    ax.set_yticks(y, list(table.index))
+    ax.set(title=title, xlabel=xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    return ax

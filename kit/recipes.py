@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .data import answer_grade, dev_split, positive_pairs, rerank_pairs, triplets
 from .errors import KitError
-from .models import DEFAULT_MODEL, LengthChoice, choose_max_seq_length, load_bi_encoder, load_cross_encoder
+from .models import (DEFAULT_MODEL, LengthChoice, choose_max_seq_length, cross_encoder_from, load_bi_encoder,
+                     load_cross_encoder)
 from .retrieval import (BM25Index, DenseIndex, FirstStageChoice, choose_first_stage, choose_mix_weight, hard_negatives,
                         rerank, top_run)
 from .train import (EtaCallback, RerankerConfig, RerankEvaluator, RetrievalEvaluator, TrainConfig, TrainResult,
@@ -239,7 +240,7 @@ def train_bi_recipe(ds: "BeirDataset", recipe: BiRecipe | None = None, *, log: L
 class CrossRecipe:
     """Settings of the re-ranker recipe (``python -m kit train-ce`` takes the same, as flags)."""
 
-    base: str = DEFAULT_MODEL          # the weights the re-ranker starts from (a fresh one-logit head on top)
+    base: str | None = None            # the weights the re-ranker starts from; None: the retriever's own
     retriever: str = DEFAULT_MODEL     # the bi-encoder whose candidates it learns to re-rank (and mixes with)
     head: str = "cosine"               # cosine (query vs passage token means), mean or cls (a fresh linear layer)
     split: str = "train"
@@ -249,6 +250,7 @@ class CrossRecipe:
     range_min: int = 0
     range_max: int = 30
     relative_margin: float | None = 0.05   # false-negative guard: skip candidates within 5% of the answer's score
+    related: bool = True               # related passages (grade 1) below the answer: learn "answers" over "on topic"
     loss: str = "mnrl"                 # mnrl | lambda | bce (see kit.train.RERANKER_LOSSES)
     in_batch_negatives: int = 2        # mnrl: other queries' passages added to each query's list
     epochs: float = 1.0
@@ -334,10 +336,12 @@ def train_ce_recipe(ds: "BeirDataset", recipe: CrossRecipe | None = None, *, log
                                    first_stage=recipe.first_stage, dev=dev_name, log=log)
     rows = rerank_pairs(ds, recipe.split, runs[recipe.split], hard_negatives=recipe.hard_negatives,
                         random_negatives=recipe.random_negatives, range_min=recipe.range_min,
-                        range_max=recipe.range_max, relative_margin=recipe.relative_margin, seed=recipe.seed)
+                        range_max=recipe.range_max, relative_margin=recipe.relative_margin,
+                        related=recipe.related, graded=recipe.loss == "lambda", seed=recipe.seed)
     if not rows:
         raise KitError(f"{ds.name}: split {recipe.split!r} has no query with a passage judged relevant")
-    model = load_cross_encoder(recipe.base, head=recipe.head)
+    model = cross_encoder_from(retriever, recipe.head) if recipe.base is None else \
+        load_cross_encoder(recipe.base, head=recipe.head)
     pairs = [(r["query"], r["passage"]) for r in rows]
     length = _choose_length(model, pairs, recipe.max_seq_length, recipe.coverage, log, "(query, passage) pairs")
     data = reranker_dataset(rows, recipe.loss, seed=recipe.seed)
@@ -355,8 +359,8 @@ def train_ce_recipe(ds: "BeirDataset", recipe: CrossRecipe | None = None, *, log
     max_pairs = max(recipe.depth * 10, int(recipe.eval_share * train_s / n_evals / per_pair))
     evaluator = RerankEvaluator(ds, dev_name, candidates=runs[dev_name], depth=recipe.depth, max_pairs=max_pairs,
                                 seed=recipe.seed)
-    n_pos = sum(r["label"] > 0 for r in rows)
-    log(f"training a re-ranker from {recipe.base} ({recipe.head} head) on {len(rows)} pairs "
+    n_pos = sum(r["kind"] == "positive" for r in rows)
+    log(f"training a re-ranker from {recipe.base or 'the retriever'}'s weights ({recipe.head} head) on {len(rows)} pairs "
         f"({n_pos} positive; {recipe.hard_negatives} hard + {recipe.random_negatives} random negatives per query), "
         f"loss {recipe.loss}: {steps} steps of {recipe.batch_size}")
     log(f"dev evaluation ({n_evals} times, step 0 included): {evaluator.describe()}")
@@ -374,7 +378,7 @@ def train_ce_recipe(ds: "BeirDataset", recipe: CrossRecipe | None = None, *, log
     start = result.history[0]
     measures = list(evaluator.measures)
     if hasattr(result.model, "model_card_data"):
-        result.model.model_card_data.model_name = f"re-ranker from {recipe.base.split('/')[-1]} fine-tuned on {ds.name}"
+        result.model.model_card_data.model_name = f"re-ranker fine-tuned on {ds.name}"
     summary = {
         "base": recipe.base, "retriever": recipe.retriever, "head": recipe.head, "dataset": ds.name,
         "split": recipe.split, "dev_split": dev_name, "dev_heldout_from_train": heldout,

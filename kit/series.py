@@ -52,6 +52,53 @@ class RunningExample:
 EXAMPLE = RunningExample("q0001", "What is considered a business expense on a business trip?", "ride-00", "gen-01")
 
 
+# --------------------------------------------------------------------------- a notebook's first cell
+
+PACKAGES = ("torch", "transformers", "sentence-transformers", "ir-measures", "kit")
+
+
+def setup(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """A notebook's first cell: quiet output (no progress bars, no library deprecation warnings in the
+    outputs) and the versions it runs with, plus the mode (full, or FAST under ``KIT_FAST=1``).
+
+    When a number differs from a colleague's, the versions are the first thing to compare.
+
+    >>> setup()["mode"] in ("full", "FAST (KIT_FAST=1)")
+    True
+    """
+    import importlib.metadata as md
+    import logging
+    import os
+    import platform
+    import warnings
+
+    from .config import FAST
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["TQDM_DISABLE"] = "1"          # every tqdm bar (trainers, model cards, encoders) in this kernel
+    for category in (DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=".*requires_grad.*")
+    try:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover - a dependency of kit
+        pass
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:  # pragma: no cover
+        pass
+    for name in ("sentence_transformers", "transformers", "bm25s"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    versions = {"python": platform.python_version(), **{p: md.version(p) for p in packages}}
+    return {**versions, "mode": "FAST (KIT_FAST=1)" if FAST else "full"}
+
+
 # --------------------------------------------------------------------------- shared models
 
 SHARED_MODEL = "minilm-expense-mnrl"
@@ -128,6 +175,6 @@ def recipe_reranker(ds: "BeirDataset", retriever: CachedModel, recipe: CrossReci
         result = train_ce_recipe(ds, recipe, retriever=retriever.model, log=quiet, progress=False)
         return result.model, result.summary
 
-    key = {"recipe": asdict(recipe), "data": ds.fingerprint(), "base": model_identity(recipe.base),
-           "retriever": retriever.key}
+    key = {"recipe": asdict(recipe), "data": ds.fingerprint(),
+           "base": model_identity(recipe.base) if recipe.base else "the retriever", "retriever": retriever.key}
     return cached_model(name, key, train, loader=load_cross_encoder, refresh=refresh)

@@ -27,12 +27,15 @@ def test_rerank_pairs_never_label_a_judged_passage_negative():
     ds, run = synthetic()
     rows = rerank_pairs(ds, "train", run, hard_negatives=3, random_negatives=2, relative_margin=None)
     qrels = ds.qrels["train"]
+    assert {r["kind"] for r in rows} == {"positive", "related", "hard", "random"}
     for r in rows:
         judged = qrels[r["query_id"]].get(r["doc_id"], 0)
         if r["label"] == 0:
             assert judged == 0, r
+        elif r["kind"] == "related":
+            assert judged == 1 and r["label"] == 0.5, r       # relevant, less than the answer: never 0
         else:
-            assert judged == 2 and r["kind"] == "positive"   # the answer grade; related passages are left out
+            assert judged == 2 and r["kind"] == "positive" and r["label"] == 1.0
 
 
 def test_rerank_pairs_balance_and_random_negatives():

@@ -347,6 +347,8 @@ def fit(kind: str, model, train_dataset: "Dataset", loss, config: TrainConfig, *
     else:
         from sentence_transformers.cross_encoder import CrossEncoderTrainer as Trainer
         from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments as Args
+    if quiet and hasattr(model, "model_card_data"):  # the card's widget examples have a progress bar of their own
+        model.model_card_data.generate_widget_examples = False
     trainer = Trainer(model=model, args=Args(**common), train_dataset=train_dataset, loss=loss, evaluator=evaluator,
                       callbacks=[*(callbacks or []), *extra, *([keep_best] if keep_best else [])],
                       optimizers=(optimizer, None))
@@ -354,10 +356,9 @@ def fit(kind: str, model, train_dataset: "Dataset", loss, config: TrainConfig, *
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
-        if hasattr(model, "model_card_data"):  # its progress bar too (the card then has no widget examples)
-            model.model_card_data.generate_widget_examples = False
-    for name in ("transformers.trainer", "sentence_transformers"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("transformers.trainer", "sentence_transformers"):   # at least WARNING (never louder than set)
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0

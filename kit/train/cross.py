@@ -78,17 +78,17 @@ def reranker_dataset(rows: Sequence[dict], loss: str = "mnrl", *, seed: int = 42
         return Dataset.from_dict({"query": [g[0]["query"] for g in groups],
                                   "docs": [[r["passage"] for r in g] for g in groups],
                                   "labels": [[float(r["label"]) for r in g] for g in groups]})
-    width = max(sum(r["label"] == 0 for r in g) for g in by_query.values())
+    width = max(sum(r["kind"] != "positive" for r in g) for g in by_query.values())
     if width == 0:
         raise KitError("reranker_dataset: mnrl needs at least one negative per query")
     data: dict[str, list[str]] = {"query": [], "positive": [], **{f"negative_{k + 1}": [] for k in range(width)}}
     for g in by_query.values():
-        negs = [r["passage"] for r in g if r["label"] == 0]
+        negs = [r["passage"] for r in g if r["kind"] != "positive"]   # related ones first: they are the hardest
         if len(negs) < width:  # every row needs the same columns: repeat the query's own negatives
             negs = (negs * width)[:width] if negs else None
         if negs is None:
             continue
-        for r in (r for r in g if r["label"] > 0):
+        for r in (r for r in g if r["kind"] == "positive"):
             data["query"].append(r["query"])
             data["positive"].append(r["passage"])
             for k, n in enumerate(negs):
