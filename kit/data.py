@@ -649,14 +649,17 @@ def rerank_pairs(ds: BeirDataset, split: str, candidates: Run, *, hard_negatives
 # --------------------------------------------------------------------------- a corpus of long documents
 
 def long_documents(ds: BeirDataset, n_docs: int = 5000, *, per_doc: int = 3, seed: int = 42,
-                   splits: dict[str, str] | None = None, max_queries: dict[str, int] | None = None) -> BeirDataset:
+                   splits: dict[str, str] | None = None, max_queries: dict[str, int] | None = None,
+                   protect: str | None = "test") -> BeirDataset:
     """A BEIR dataset of long documents built from ``ds``'s passages, to try what passage length changes.
 
     The first ``len(ds.corpus)`` documents each start with a different passage (its *primary*)
     followed by ``per_doc - 1`` passages of other topics drawn at random (seeded); a document is
     judged for a query with its primary passage's grade. The remaining documents, up to ``n_docs``,
     are distractors of ``per_doc`` random passages, judged for nothing (as in real collections, some
-    relevant text then goes unjudged). ``splits`` renames or drops splits (``{"train": "train",
+    relevant text then goes unjudged). Passages judged relevant for a query of the ``protect`` split
+    are never used as filler or in distractors, so that split's judgments stay complete: its answers
+    appear in exactly one document. ``splits`` renames or drops splits (``{"train": "train",
     "test": "test"}`` keeps two and no dev split); ``max_queries`` caps each. With the bundled
     passages (87 words on average) and ``per_doc=3`` the documents are 200-300 words, the shape of
     BEIR's scientific-abstract sets. Used by ``benchmarks/`` and ``notebooks/04_bi_encoder.ipynb``.
@@ -669,6 +672,8 @@ def long_documents(ds: BeirDataset, n_docs: int = 5000, *, per_doc: int = 3, see
     """
     rng = random.Random(seed)
     ids = sorted(ds.corpus)
+    kept = {d for docs in ds.qrels.get(protect, {}).values() for d, g in docs.items() if g > 0} if protect else set()
+    fillers = [d for d in ids if d not in kept] or ids
     if n_docs < len(ids):
         raise DataError(f"long_documents: n_docs ({n_docs}) must be at least the number of passages ({len(ids)})")
     topic = {d: str(ds.corpus[d].get("topic", "")) for d in ids}
@@ -678,11 +683,11 @@ def long_documents(ds: BeirDataset, n_docs: int = 5000, *, per_doc: int = 3, see
         doc_id = f"doc-{i:04d}"
         if i < len(ids):
             first = ids[i]
-            others = [d for d in ids if topic[d] != topic[first]] or [d for d in ids if d != first]
+            others = [d for d in fillers if topic[d] != topic[first] and d != first] or [d for d in ids if d != first]
             parts = [first, *rng.sample(others, min(per_doc - 1, len(others)))]
             doc_of[first] = doc_id
         else:
-            parts = rng.sample(ids, min(per_doc, len(ids)))
+            parts = rng.sample(fillers, min(per_doc, len(fillers)))
         corpus[doc_id] = {"title": ds.corpus[parts[0]].get("title", ""),
                           "text": " ".join(ds.corpus[p]["text"] for p in parts)}
     rename = splits or {s: s for s in ds.qrels}

@@ -247,3 +247,30 @@ def verdict(diff: float, low: float, high: float, *, what: str = "nDCG@10", unit
         return f"no difference in {what} at this budget ({diff:+.3f}{unit}, 95% interval {low:+.3f} to {high:+.3f} contains 0)"
     side = "better" if diff > 0 else "worse"
     return f"{side}: {diff:+.3f}{unit} {what} (95% interval {low:+.3f} to {high:+.3f})"
+
+
+def context_metrics(run: Run, qrels: Qrels, ns: Sequence[int] = (1, 3, 5), *, answer_grade: int = 2) -> pd.DataFrame:
+    """Per query, what a RAG prompt holding the run's first ``n`` passages would contain.
+
+    Columns: ``recall@n`` (1 if a passage judged ``answer_grade`` is among the first n: the prompt
+    holds an answer), ``precision@n`` (share of the n judged relevant at any grade) and ``RR``
+    (1 / rank of the first relevant passage, 0 if none in the run). Missing queries score 0.
+    Taught in ``notebooks/06_rag.ipynb``.
+
+    >>> context_metrics({"q": {"x": 0.9, "a": 0.8, "b": 0.1}}, {"q": {"a": 2, "b": 1}}, ns=(1, 3)).iloc[0].to_dict()
+    {'recall@1': 0.0, 'precision@1': 0.0, 'recall@3': 1.0, 'precision@3': 0.6666666666666666, 'RR': 0.5}
+    """
+    rows = {}
+    for q, judged in qrels.items():
+        ranked = [d for d, _ in sorted(run.get(q, {}).items(), key=lambda x: (-x[1], x[0]))]
+        row: dict[str, float] = {}
+        for n in ns:
+            top = ranked[:n]
+            row[f"recall@{n}"] = float(any(judged.get(d, 0) >= answer_grade for d in top))
+            row[f"precision@{n}"] = sum(judged.get(d, 0) > 0 for d in top) / n
+        first = next((i for i, d in enumerate(ranked, 1) if judged.get(d, 0) > 0), None)
+        row["RR"] = 1.0 / first if first else 0.0
+        rows[q] = row
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "query_id"
+    return frame

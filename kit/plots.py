@@ -266,3 +266,51 @@ def interval_dots(table: pd.DataFrame, *, title: str, xlabel: str = "change in n
     ax.set(title=title, xlabel=xlabel)
     ax.grid(axis="x", alpha=0.3)
     return ax
+
+
+def rag_diagram(ax: "Axes | None" = None) -> "Axes":
+    """The RAG pipeline as boxes and arrows: where the bi-encoder, the cross-encoder and the LLM fit.
+
+    Offline (top row): the bi-encoder encodes every passage once into the index. Online (bottom
+    row): the question is encoded and searched (top k), the cross-encoder re-ranks the k candidates,
+    the best n that fit the token budget go into the prompt, and the LLM writes an answer that cites
+    them. Taught in ``notebooks/06_rag.ipynb``.
+
+    >>> rag_diagram().get_title()
+    'Where each model fits in a RAG pipeline'
+    """
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    ax = _axes(ax, figsize=(13, 4.6))
+    ax.set_xlim(0, 13)
+    ax.set_ylim(0, 4.6)
+    ax.axis("off")
+
+    def box(x, y, text, color, w=2.0, h=0.95):
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.06", fc=color, ec="0.25", lw=1.1))
+        ax.text(x, y, text, ha="center", va="center", fontsize=8.5)
+
+    def arrow(x0, y0, x1, y1, label=None):
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=13, lw=1.2, color="0.3"))
+        if label:
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.17, label, ha="center", fontsize=7.5, style="italic")
+
+    model, data, step = "#f6e3c6", "#dbe9f6", "#e8f3e0"
+    ax.text(0.2, 4.25, "offline, once", fontsize=9, weight="bold")
+    box(1.3, 3.5, "corpus\n(policy passages)", data)
+    box(4.2, 3.5, "bi-encoder\n(encode passages)", model)
+    box(7.1, 3.5, "vector index", data)
+    arrow(2.3, 3.5, 3.2, 3.5)
+    arrow(5.2, 3.5, 6.1, 3.5)
+    ax.text(0.2, 2.05, "per question", fontsize=9, weight="bold")
+    row = [(0.85, "question", data, 1.3), (2.75, "bi-encoder\n(encode question)", model, 1.8),
+           (4.75, "retrieve\ntop k", step, 1.3), (6.75, "cross-encoder\n(re-rank k)", model, 1.8),
+           (9.0, "prompt: top n\nwithin a token budget", step, 2.0), (11.55, "LLM\n(answer, citing [n])", model, 1.9)]
+    for x, text, color, w in row:
+        box(x, 1.2, text, color, w=w)
+    labels = [None, None, "k", None, "n"]
+    for (x0, _, _, w0), (x1, _, _, w1), label in zip(row, row[1:], labels):
+        arrow(x0 + w0 / 2 + 0.04, 1.2, x1 - w1 / 2 - 0.04, 1.2, label)
+    arrow(7.1, 3.0, 4.9, 1.7)
+    ax.set_title("Where each model fits in a RAG pipeline")
+    return ax

@@ -95,8 +95,26 @@ def setup(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
         pass
     for name in ("sentence_transformers", "transformers", "bm25s"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    _quiet_tqdm()
     versions = {"python": platform.python_version(), **{p: md.version(p) for p in packages}}
     return {**versions, "mode": "FAST (KIT_FAST=1)" if FAST else "full"}
+
+
+def _quiet_tqdm() -> None:
+    """tqdm reads TQDM_DISABLE when it is imported, and its notebook bars ignore it: modules that import
+    ``tqdm.auto`` from now on get bars that are always disabled."""
+    import tqdm
+    import tqdm.auto
+    import tqdm.autonotebook
+    import tqdm.std
+
+    class QuietTqdm(tqdm.std.tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    for module in (tqdm, tqdm.auto, tqdm.autonotebook):
+        module.tqdm = QuietTqdm
 
 
 # --------------------------------------------------------------------------- shared models
