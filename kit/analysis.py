@@ -475,3 +475,61 @@ def first_stage_report(dense: dict[str, Run], bm25: dict[str, Run], qrels: dict[
                                                         ["nDCG@10"])["nDCG@10"],
                             "chosen on dev": stage == choice.chosen}
     return pd.DataFrame(rows).T.astype({f"{dev} nDCG@10": float, f"{test} nDCG@10": float, "chosen on dev": bool}), choice
+
+
+# --------------------------------------------------------------------------- data checks
+
+_YES = ("is reimbursable", "are reimbursable", "is reimbursed", "are reimbursed", "is covered", "are covered",
+        "can be claimed", "may be claimed", "is allowed", "are allowed", "qualifies", "the company pays")
+_NO = ("not reimbursable", "not reimbursed", "never reimbursed", "not covered", "not allowed", "are personal",
+       "is personal", "do not qualify", "does not qualify", "not claimable", "cannot be claimed")
+
+
+def verdict_polarity(text: str) -> int:
+    """+1 when a passage says mostly "reimbursed / covered / allowed", -1 when mostly "not", 0 when
+    balanced or silent (a crude reading, for flagging pairs a person then reads).
+
+    >>> verdict_polarity("Day passes are not reimbursed."), verdict_polarity("A day pass is reimbursable.")
+    (-1, 1)
+    """
+    low = text.lower()
+    no = sum(low.count(p) for p in _NO)
+    yes = sum(low.count(p) for p in _YES) - sum(low.count(p) for p in _NO if p.startswith("not ") and p[4:] in _YES)
+    return (yes > no) - (no > yes)
+
+
+def contradiction_candidates(ds: "BeirDataset", embeddings: np.ndarray, *, doc_ids: Sequence[str] | None = None,
+                             threshold: float = 0.6, top: int = 20) -> pd.DataFrame:
+    """Pairs of passages on the same subject (cosine >= ``threshold``) that give opposite verdicts
+    (:func:`verdict_polarity`): candidates for a contradiction, for a person to read.
+
+    ``embeddings``: one normalized row per passage of ``doc_ids`` (default: ``ds.corpus`` order).
+    Returns the ``top`` pairs by similarity with both titles. A real handbook has a few; training on
+    both sides of one teaches the model two answers to the same question. Taught in
+    ``notebooks/01_representations.ipynb`` and used to check the bundled dataset (its datasheet).
+
+    >>> from kit.data import BeirDataset
+    >>> ds = BeirDataset({"a": {"title": "A", "text": "A lounge pass is reimbursable."},
+    ...                   "b": {"title": "B", "text": "Lounge passes are not reimbursed."},
+    ...                   "c": {"title": "C", "text": "Taxis are reimbursed."}}, {}, {})
+    >>> emb = np.array([[1.0, 0.0], [0.96, 0.28], [0.0, 1.0]])
+    >>> contradiction_candidates(ds, emb, threshold=0.9)[["doc_a", "doc_b"]].values.tolist()
+    [['a', 'b']]
+    """
+    ids = list(doc_ids) if doc_ids is not None else list(ds.corpus)
+    emb = np.asarray(embeddings, np.float32)
+    if len(ids) != len(emb):
+        raise KitError(f"contradiction_candidates: {len(ids)} passages but {len(emb)} embeddings")
+    polarity = np.array([verdict_polarity(ds.doc_text(d)) for d in ids])
+    sims = emb @ emb.T
+    rows = []
+    for i in range(len(ids)):
+        if polarity[i] == 0:
+            continue
+        for j in np.nonzero((sims[i] >= threshold) & (polarity == -polarity[i]))[0]:
+            if j > i:
+                rows.append({"doc_a": ids[i], "doc_b": ids[j], "cosine": float(sims[i, j]),
+                             "title_a": ds.corpus[ids[i]].get("title", ""), "title_b": ds.corpus[ids[j]].get("title", ""),
+                             "says_a": "yes" if polarity[i] > 0 else "no", "says_b": "yes" if polarity[j] > 0 else "no"})
+    frame = pd.DataFrame(rows, columns=["doc_a", "doc_b", "cosine", "title_a", "title_b", "says_a", "says_b"])
+    return frame.sort_values("cosine", ascending=False, kind="stable").head(top).reset_index(drop=True)

@@ -272,7 +272,8 @@ def _barrier() -> None:
 def cmd_run_notebooks(args: argparse.Namespace) -> int:
     from .notebooks import run_notebooks
 
-    results = run_notebooks(args.notebooks or None, out_dir=args.out, timeout=args.timeout)
+    results = run_notebooks(args.notebooks or None, out_dir=args.out, timeout=args.timeout,
+                            fast=True if args.fast else None, report=not args.no_report)
     print(json.dumps({name: round(sec, 1) for name, sec in results.items()}))
     return 0
 
@@ -374,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("notebooks", nargs="*", help="notebook paths (default: all, in order)")
     p.add_argument("--out", default="build")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    p.add_argument("--fast", action="store_true", help="run under KIT_FAST=1 (tiny data and step counts)")
+    p.add_argument("--no-report", action="store_true", help="do not write REPORT.md and results.json")
     p.set_defaults(func=cmd_run_notebooks)
     return parser
 

@@ -274,3 +274,34 @@ def context_metrics(run: Run, qrels: Qrels, ns: Sequence[int] = (1, 3, 5), *, an
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "query_id"
     return frame
+
+
+def bootstrap_grouped(frame_a: pd.DataFrame, frame_b: pd.DataFrame, score, *, group: str = "query_id",
+                      samples: int = 500, level: float = 0.95, seed: int = 42) -> tuple[float, float, float]:
+    """``score(frame_a) - score(frame_b)`` and its paired bootstrap interval, resampling whole groups
+    (queries) with replacement, the same groups for both frames.
+
+    For metrics computed over all rows at once (average precision, Spearman, accuracy at a threshold)
+    where :func:`bootstrap_ci`'s per-query means do not apply. Both frames need a ``group`` column with
+    the same groups. Taught in ``notebooks/02_losses.ipynb``.
+
+    >>> a = pd.DataFrame({"query_id": ["q1", "q1", "q2", "q2"], "x": [1.0, 0.0, 1.0, 1.0]})
+    >>> b = a.assign(x=[0.0, 0.0, 1.0, 0.0])
+    >>> diff, low, high = bootstrap_grouped(a, b, lambda f: f.x.mean(), samples=200)
+    >>> round(diff, 2), low <= diff <= high
+    (0.5, True)
+    """
+    keys = sorted(set(frame_a[group]))
+    if keys != sorted(set(frame_b[group])):
+        raise KitError("bootstrap_grouped: the two frames must hold the same groups (the same queries)")
+    rows_a = {k: np.flatnonzero(frame_a[group].to_numpy() == k) for k in keys}
+    rows_b = {k: np.flatnonzero(frame_b[group].to_numpy() == k) for k in keys}
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(samples):
+        pick = rng.integers(0, len(keys), size=len(keys))
+        ia = np.concatenate([rows_a[keys[i]] for i in pick])
+        ib = np.concatenate([rows_b[keys[i]] for i in pick])
+        diffs.append(score(frame_a.iloc[ia]) - score(frame_b.iloc[ib]))
+    tail = (1 - level) / 2
+    return float(score(frame_a) - score(frame_b)), float(np.quantile(diffs, tail)), float(np.quantile(diffs, 1 - tail))

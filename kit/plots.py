@@ -44,8 +44,10 @@ def embedding_map(coords: np.ndarray, groups: Sequence[str], *, title: str, ax=N
 
     ax = _axes(ax, figsize=(8, 6))
     frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "group": list(groups)})
-    sns.scatterplot(frame, x="x", y="y", hue="group", s=14, ax=ax, palette="tab20",
-                    legend=len(set(groups)) <= max_legend)
+    n = len(set(groups))
+    palette = sns.color_palette("tab10" if n <= 10 else "husl", n)   # distinct neighbours (tab20 pairs look alike)
+    sns.scatterplot(frame, x="x", y="y", hue="group", s=14, ax=ax, palette=palette,
+                    legend=n <= max_legend)
     if len(set(groups)) > max_legend and ax.get_legend():
         ax.get_legend().remove()
     ax.set(title=title, xlabel="component 1", ylabel="component 2")
@@ -146,24 +148,6 @@ def encoder_diagram(ax: "Axes | None" = None, *,
             ha="center", va="bottom", fontsize=8, style="italic")
     ax.plot([6, 6], [-0.8, 6.9], color="0.7", lw=1, ls="--")
     ax.set_title("Bi-encoder (retrieval) vs cross-encoder (re-ranking)")
-    return ax
-
-
-def rank_heatmap(ranks: pd.DataFrame, *, title: str, ax: "Axes | None" = None) -> "Axes":
-    """Annotated heatmap of ranks (rows: models, columns: metrics; 1 = best), so that a model whose
-    colour changes along its row is one the metrics disagree about. Taught in ``notebooks/02_losses.ipynb``.
-
-    >>> ranks = pd.DataFrame({"nDCG@10": [1, 2], "accuracy": [2, 1]}, index=["mnrl", "cosent"])
-    >>> rank_heatmap(ranks, title="Ranks").get_ylabel()
-    'model'
-    """
-    import seaborn as sns
-
-    ax = _axes(ax, figsize=(1.4 * ranks.shape[1] + 3, 0.5 * ranks.shape[0] + 1.5))
-    sns.heatmap(ranks.astype(int), annot=True, fmt="d", cmap="viridis_r", vmin=1, vmax=max(int(ranks.values.max()), 2),
-                cbar_kws={"label": "rank (1 = best)"}, linewidths=0.5, ax=ax)
-    ax.set(title=title, xlabel="metric", ylabel="model")
-    ax.tick_params(axis="y", rotation=0)
     return ax
 
 
@@ -314,3 +298,93 @@ def rag_diagram(ax: "Axes | None" = None) -> "Axes":
     arrow(7.1, 3.0, 4.9, 1.7)
     ax.set_title("Where each model fits in a RAG pipeline")
     return ax
+
+
+def in_batch_matrix(sim: np.ndarray, queries: Sequence[str], passages: Sequence[str], *, title: str,
+                    wrap: int = 38, ax: "Axes | None" = None) -> "Axes":
+    """What MultipleNegativesRankingLoss sees in one batch: the cosine of every query (rows) with every
+    passage (columns); the diagonal holds each query's own answer, every other cell is an in-batch
+    negative. The loss is a softmax over each row that should pick the diagonal. Taught in
+    ``notebooks/02_losses.ipynb``.
+
+    >>> ax = in_batch_matrix(np.eye(2), ["q1", "q2"], ["p1", "p2"], title="t")
+    >>> len(ax.patches)
+    2
+    """
+    import seaborn as sns
+    from matplotlib.patches import Rectangle
+
+    cut = lambda t: t if len(t) <= wrap else t[: wrap - 1] + "…"
+    n = len(queries)
+    ax = _axes(ax, figsize=(0.9 * n + 5, 0.6 * n + 2.5))
+    sns.heatmap(np.asarray(sim), annot=True, fmt=".2f", cmap="viridis", xticklabels=[cut(p) for p in passages],
+                yticklabels=[cut(q) for q in queries], ax=ax, cbar_kws={"label": "cosine similarity"})
+    for i in range(n):
+        ax.add_patch(Rectangle((i, i), 1, 1, fill=False, ec="white", lw=2.5))
+    ax.set(title=title, xlabel="passages in the batch (each query's answer on the diagonal)", ylabel="queries")
+    ax.tick_params(axis="x", rotation=60)
+    return ax
+
+
+def value_heatmap(table: pd.DataFrame, *, title: str, fmt: str = ".3f", ax: "Axes | None" = None) -> "Axes":
+    """A table of scores as a heatmap of its **values** (rows: models, columns: metrics), each column
+    coloured on its own range so that near-ties look like near-ties. Taught in ``notebooks/02_losses.ipynb``.
+
+    >>> t = pd.DataFrame({"nDCG@10": [0.70, 0.69], "AP": [0.5, 0.6]}, index=["mnrl", "cosent"])
+    >>> value_heatmap(t, title="t").get_ylabel()
+    'model'
+    """
+    import seaborn as sns
+
+    values = table.astype(float)
+    spread = (values.max() - values.min()).replace(0, 1)
+    # colour by each column's position between its min and max, over a fixed 0.1 floor: gaps smaller than a
+    # tenth of a column's spread stay the same colour
+    scaled = (values - values.min()) / spread.clip(lower=0.1 * values.abs().max().clip(lower=1e-9))
+    ax = _axes(ax, figsize=(1.5 * values.shape[1] + 3, 0.55 * values.shape[0] + 1.5))
+    sns.heatmap(scaled, annot=values, fmt=fmt, cmap="viridis", cbar=False, linewidths=0.5, ax=ax)
+    ax.set(title=title, xlabel="metric", ylabel="model")
+    ax.tick_params(axis="y", rotation=0)
+    return ax
+
+
+def joint_maps(coords: np.ndarray, groups: Sequence[str], models: Sequence[str], *, marks: Mapping[str, int] | None = None,
+               title: str, axes=None):
+    """Two (or more) models' passages on **one** 2-D map: ``coords`` were fitted on all their embeddings
+    together (``models[i]`` says which model row ``i`` comes from), so positions compare across panels.
+    ``marks`` names rows to label in each panel: ``{"query": i, ...}`` with ``i`` the row of the first
+    model; the same item of the k-th model is row ``i + k * rows_per_model``. Taught in
+    ``notebooks/01_representations.ipynb``.
+
+    >>> c = np.array([[0, 0], [1, 1], [0.2, 0], [1, 0.8]])
+    >>> axes = joint_maps(c, ["a", "b", "a", "b"], ["zero-shot"] * 2 + ["fine-tuned"] * 2, marks={"q": 0}, title="t")
+    >>> [ax.get_title() for ax in axes]
+    ['zero-shot', 'fine-tuned']
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    names = list(dict.fromkeys(models))
+    per = len(coords) // len(names)
+    if axes is None:
+        fig, axes = plt.subplots(1, len(names), figsize=(8 * len(names), 6.5), sharex=True, sharey=True)
+    axes = list(np.atleast_1d(axes))
+    groups = list(groups)
+    order = sorted(set(groups))
+    palette = dict(zip(order, sns.color_palette("tab10" if len(order) <= 10 else "husl", len(order))))
+    for k, (ax, name) in enumerate(zip(axes, names)):
+        rows = slice(k * per, (k + 1) * per)
+        frame = pd.DataFrame({"x": coords[rows, 0], "y": coords[rows, 1], "group": groups[rows]})
+        sns.scatterplot(frame, x="x", y="y", hue="group", hue_order=order, palette=palette, s=14, ax=ax, legend=k == len(names) - 1)
+        offsets = [(10, 14), (10, -18), (-40, 26), (-40, -30)]
+        for m, (label, i) in enumerate((marks or {}).items()):
+            x, y = coords[i + k * per]
+            ax.scatter([x], [y], s=160, marker="*", color="black", zorder=5)
+            ax.annotate(label, (x, y), xytext=offsets[m % len(offsets)], textcoords="offset points", fontsize=9,
+                        weight="bold", arrowprops={"arrowstyle": "-", "color": "0.3", "lw": 0.8},
+                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.6", "alpha": 0.9})
+        ax.set(title=name, xlabel="component 1", ylabel="component 2")
+    if axes[-1].get_legend():
+        sns.move_legend(axes[-1], "center left", bbox_to_anchor=(1, 0.5), fontsize=8, title="topic")
+    axes[0].figure.suptitle(title)
+    return axes

@@ -16,6 +16,7 @@ Sizes go through :func:`kit.config.pick`, so ``KIT_FAST=1`` shrinks them in one 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -101,8 +102,10 @@ def setup(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
 
 
 def _quiet_tqdm() -> None:
-    """tqdm reads TQDM_DISABLE when it is imported, and its notebook bars ignore it: modules that import
-    ``tqdm.auto`` from now on get bars that are always disabled."""
+    """tqdm reads TQDM_DISABLE once, when it is imported, and its notebook bars ignore it: replace the
+    bar class in tqdm itself and in the libraries that already imported it with one always disabled."""
+    import sys
+
     import tqdm
     import tqdm.auto
     import tqdm.autonotebook
@@ -113,8 +116,18 @@ def _quiet_tqdm() -> None:
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)
 
+    def quiet_trange(*args, **kwargs):
+        return QuietTqdm(range(*args), **kwargs)
+
     for module in (tqdm, tqdm.auto, tqdm.autonotebook):
-        module.tqdm = QuietTqdm
+        module.tqdm, module.trange = QuietTqdm, quiet_trange
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(("sentence_transformers", "transformers", "datasets", "huggingface_hub")):
+            continue
+        if isinstance(getattr(module, "tqdm", None), type) and issubclass(module.tqdm, tqdm.std.tqdm):
+            module.tqdm = QuietTqdm
+        if callable(getattr(module, "trange", None)) and getattr(module.trange, "__module__", "").startswith("tqdm"):
+            module.trange = quiet_trange
 
 
 # --------------------------------------------------------------------------- shared models
@@ -122,17 +135,28 @@ def _quiet_tqdm() -> None:
 SHARED_MODEL = "minilm-expense-mnrl"
 
 
+def shared_settings(ds: "BeirDataset") -> dict:
+    """The settings of :func:`shared_fine_tuned_model`: MNRL, a few steps, the length chosen from the passages.
+
+    >>> sorted(shared_settings(load_expense_policy()))            # doctest: +SKIP
+    ['batch_size', 'loss', 'max_seq_length', 'steps']
+    """
+    from .models import choose_max_seq_length
+
+    length = pick(full=None, fast=64) or choose_max_seq_length(load_bi_encoder(), ds.doc_texts()).max_seq_length
+    return {"loss": "mnrl", "steps": pick(full=12, fast=2), "batch_size": pick(full=32, fast=8), "max_seq_length": length}
+
+
 def shared_fine_tuned_model(ds: "BeirDataset", *, refresh: bool = False):
     """Notebook 01's first fine-tune, shared with 02: trained once, then loaded from the cache.
 
-    all-MiniLM-L6-v2 + MultipleNegativesRankingLoss on the train split's (query, answer) pairs,
-    ``pick(full=12, fast=2)`` steps of ``pick(full=32, fast=8)`` pairs at 128 tokens (64 in FAST mode).
-    Retrained when the data or these settings change.
+    all-MiniLM-L6-v2 + MultipleNegativesRankingLoss on the train split's (query, answer) pairs, a
+    few steps (:func:`shared_settings`), at the sequence length chosen from the passages. Retrained
+    when the data or these settings change.
 
     >>> model = shared_fine_tuned_model(load_expense_policy())    # doctest: +SKIP
     """
-    settings = {"steps": pick(full=12, fast=2), "batch_size": pick(full=32, fast=8),
-                "max_seq_length": pick(full=128, fast=64), "loss": "mnrl"}
+    settings = shared_settings(ds)
 
     def train():
         result = train_bi_encoder(load_bi_encoder(), positive_pairs(ds, "train"), max_steps=settings["steps"],
@@ -196,3 +220,68 @@ def recipe_reranker(ds: "BeirDataset", retriever: CachedModel, recipe: CrossReci
     key = {"recipe": asdict(recipe), "data": ds.fingerprint(),
            "base": model_identity(recipe.base) if recipe.base else "the retriever", "retriever": retriever.key}
     return cached_model(name, key, train, loader=load_cross_encoder, refresh=refresh)
+
+
+# --------------------------------------------------------------------------- short runs, trained and scored once
+
+def train_and_score(ds: "BeirDataset", data, config, *, name: str, split: str = "test",
+                    measures: tuple[str, ...] = ("nDCG@10", "RR@10")) -> dict:
+    """Fine-tune all-MiniLM-L6-v2 on ``data`` with ``config``, score it on ``split`` (retrieval per query,
+    and the cosines of the judged pairs plus one seeded random negative each), and cache the scores.
+
+    Returns ``{"per_query": DataFrame, "pairs": DataFrame, "seconds": float, "steps": int}``. The
+    cache key is the config, the dataset, the training rows and the split, so a re-run of a notebook
+    that compares many short runs (notebook 02) trains nothing twice.
+
+    >>> out = train_and_score(ds, positive_pairs(ds, "train"), TrainConfig(max_steps=6), name="mnrl")   # doctest: +SKIP
+    >>> out["per_query"]["nDCG@10"].mean()                                                          # doctest: +SKIP
+    """
+    import hashlib
+
+    import pandas as pd
+
+    from .analysis import score_bi_encoder
+    from .cache import cached_json
+    from .evaluate import per_query
+
+    rows = hashlib.sha256(json.dumps(data.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    key = {"config": asdict(config), "data": ds.fingerprint(), "rows": rows, "split": split, "measures": measures,
+           "base": model_identity(DEFAULT_MODEL)}
+
+    def compute():
+        result = train_bi_encoder(load_bi_encoder(), data, config=config)
+        run, pairs = score_bi_encoder(result.model, ds, split)
+        table = per_query(run, ds.split(split)[1], measures)
+        return {"per_query": table.reset_index().to_dict("list"), "pairs": pairs.to_dict("list"),
+                "seconds": result.seconds, "steps": result.steps}
+
+    out = cached_json(f"train-and-score-{name}", key, compute, many=True)
+    return {"per_query": pd.DataFrame(out["per_query"]).set_index("query_id"), "pairs": pd.DataFrame(out["pairs"]),
+            "seconds": out["seconds"], "steps": out["steps"]}
+
+
+class Clock:
+    """The time each section of a notebook takes: ``clock.section("2. Losses")`` where a section
+    starts, ``clock.table()`` at the end (seconds per section, computed, not typed).
+
+    >>> clock = Clock(); _ = clock.section("1. Data"); _ = clock.section("2. Losses")
+    >>> list(clock.table().index)
+    ['1. Data', '2. Losses']
+    """
+
+    def __init__(self):
+        import time
+
+        self._now = time.perf_counter
+        self.marks: list[tuple[str, float]] = []
+
+    def section(self, name: str) -> str:
+        self.marks.append((name, self._now()))
+        return name
+
+    def table(self):
+        import pandas as pd
+
+        ends = [t for _, t in self.marks[1:]] + [self._now()]
+        return pd.DataFrame({"seconds": [round(end - start, 1) for (_, start), end in zip(self.marks, ends)]},
+                            index=pd.Index([name for name, _ in self.marks], name="section"))

@@ -59,6 +59,6 @@ def test_prose_does_not_restate_picked_sizes(path):
         text = re.sub(r"(?m)^(\s*#+\s*\d+(\.\d+)*\.?|\s*\d+\.\s)", "", text)  # section numbers, list markers
         text = re.sub(r"(?i)(sections?|notebooks?|step) \d+", "", text)              # references, not sizes
         for number in sizes:
-            if re.search(rf"(?<![\w.,=\-]){re.escape(number)}(?![\w]|\.\d)", text):
+            if re.search(rf"(?<![\w.,=@\-]){re.escape(number)}(?![\w%]|\.\d)", text):
                 stale.append(f"cell {i}: {number}")
     assert not stale, f"{path.name}: prose restates sizes set by pick(): {stale}; compute them into the text"

@@ -129,12 +129,19 @@ def test_score_bi_encoder_is_search_plus_pairs(tiny_dir):
     pd.testing.assert_frame_equal(pairs, pair_similarities(model, ds, "test", seed=3), check_exact=False, rtol=1e-6)
 
 
-def test_rank_heatmap_cells_and_labels():
-    from kit.plots import rank_heatmap
+def test_value_heatmap_shows_values_not_ranks():
+    from kit.plots import value_heatmap
 
-    ranks = pd.DataFrame({"nDCG@10": [1, 2, 3], "accuracy": [3, 1, 2]}, index=["mnrl", "cosent", "zero-shot"])
-    ax = rank_heatmap(ranks, title="Ranks")
-    assert [t.get_text() for t in ax.texts] == ["1", "3", "2", "1", "3", "2"]
+    table = pd.DataFrame({"nDCG@10": [0.7, 0.699, 0.6], "accuracy": [0.8, 0.9, 0.85]}, index=["mnrl", "cosent", "zero-shot"])
+    ax = value_heatmap(table, title="Scores")
+    assert [t.get_text() for t in ax.texts] == ["0.700", "0.800", "0.699", "0.900", "0.600", "0.850"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["mnrl", "cosent", "zero-shot"]
-    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("Ranks", "metric", "model")
+    matplotlib.pyplot.close(ax.figure)
+
+
+def test_in_batch_matrix_marks_the_diagonal():
+    from kit.plots import in_batch_matrix
+
+    ax = in_batch_matrix(np.array([[0.9, 0.1], [0.2, 0.8]]), ["q1", "q2"], ["a1", "a2"], title="batch")
+    assert len(ax.patches) == 2 and [t.get_text() for t in ax.texts] == ["0.90", "0.10", "0.20", "0.80"]
     matplotlib.pyplot.close(ax.figure)
