@@ -185,18 +185,21 @@ def typo_queries(queries: dict[str, str], *, rate: float = 0.08, seed: int = 42)
     return out
 
 
-QUESTION_PROMPT = ("Here is a passage from a company's travel and expense policy:\n\n{passage}\n\n"
-                   "Write one short question an employee might ask that this passage answers. "
-                   "Write only the question.")
+QUESTION_SYSTEM = ("You write the questions employees ask about their company's travel and expense policy. "
+                   "Answer with one question only.")
+QUESTION_EXAMPLES = (("Taxis and rideshares between the airport and your hotel are reimbursed at the standard tier. "
+                      "Keep the receipt.", "Can I expense an Uber from the airport to my hotel?"),)
 
 
-def llm_queries(generator, corpus: dict, doc_ids: Sequence[str], *, prompt: str = QUESTION_PROMPT,
-                max_new_tokens: int = 32, cache: Callable | None = None) -> dict[str, list[str]]:
+def llm_queries(generator, corpus: dict, doc_ids: Sequence[str], *, examples: Sequence[tuple[str, str]] = QUESTION_EXAMPLES,
+                system: str = QUESTION_SYSTEM, max_new_tokens: int = 32, cache: Callable | None = None) -> dict[str, list[str]]:
     """Questions written by a language model (any generator of :mod:`kit.rag`), one per passage.
 
-    ``cache(key, compute)`` stores each answer (e.g. :func:`kit.cache.cached_json` with ``many=True``),
-    because a CPU model takes seconds per question. The first line of the answer is kept, without
-    quotes or a leading "Question:".
+    The prompt shows ``examples`` (passage, question) first: a small model follows an example far
+    better than an instruction. ``cache(key, compute)`` stores each answer (e.g.
+    :func:`kit.cache.cached_json` with ``many=True``), because a CPU model takes seconds per question.
+    The first line of the answer is kept, without quotes or a leading "Question:"; an answer that is
+    not a question of three words or more is dropped.
 
     >>> class Echo:
     ...     name = "echo"
@@ -204,15 +207,18 @@ def llm_queries(generator, corpus: dict, doc_ids: Sequence[str], *, prompt: str 
     >>> llm_queries(Echo(), {"d": {"text": "Taxis are fine."}}, ["d"])
     {'d': ['Can I take a taxi?']}
     """
+    shots = [{"role": "system", "content": system}]
+    for passage, question in examples:
+        shots += [{"role": "user", "content": f"Passage: {passage}"}, {"role": "assistant", "content": question}]
     out = {}
     for d in doc_ids:
-        messages = [{"role": "user", "content": prompt.format(passage=corpus[d]["text"])}]
+        messages = shots + [{"role": "user", "content": f"Passage: {corpus[d]['text']}"}]
         key = {"messages": messages, "model": getattr(generator, "name", "llm"), "max_new_tokens": max_new_tokens}
         make = lambda: generator.generate(messages, max_new_tokens=max_new_tokens)
         text = cache(key, make) if cache is not None else make()
         line = next((l for l in str(text).splitlines() if l.strip()), "").strip()
         line = re.sub(r"^(question|q)\s*[:.]\s*", "", line, flags=re.I).strip().strip('"').strip("'").strip()
-        out[d] = [line] if len(line.split()) >= 3 else []
+        out[d] = [line] if len(line.split()) >= 3 and line.endswith("?") else []
     return out
 
 
@@ -410,3 +416,56 @@ def slice_table(scores: pd.Series, slices: pd.DataFrame, *, min_queries: int = 5
                          "gap to overall": mean - overall})
     frame = pd.DataFrame(rows, columns=["view", "slice", "queries", "mean", "low", "high", "gap to overall"])
     return frame.sort_values(["mean", "view"], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- the starting point
+
+def small_gold(ds: "BeirDataset", n_queries: int, *, include: Sequence[str] = (), split: str = "train",
+               seed: int = 42) -> tuple["BeirDataset", dict[str, str]]:
+    """The scarce-data situation: keep the judgments of ``n_queries`` train queries (``include`` first,
+    e.g. those an expert reviewed, the rest drawn with ``seed``) and hide the others' judgments.
+
+    Returns ``(dataset whose train split is the gold slice, the other train queries as unlabeled
+    text)``: a query log without labels, which silver labelling can use. Dev and test are untouched.
+
+    >>> from kit.data import BeirDataset
+    >>> ds = BeirDataset({"d": {"title": "", "text": "x"}}, {q: q for q in "abc"}, {"train": {q: {"d": 2} for q in "abc"}})
+    >>> gold, unlabeled = small_gold(ds, 2, include=["c"], seed=0)
+    >>> sorted(gold.qrels["train"]), sorted(unlabeled)
+    (['b', 'c'], ['a'])
+    """
+    import dataclasses
+
+    judged = ds.qrels.get(split)
+    if judged is None:
+        raise KitError(f"small_gold: no split {split!r}")
+    first = [q for q in dict.fromkeys(include) if q in judged][:n_queries]
+    rest = sorted(set(judged) - set(first))
+    keep = set(first) | set(random.Random(seed).sample(rest, max(0, min(len(rest), n_queries - len(first)))))
+    qrels = {s: dict(q) for s, q in ds.qrels.items()}
+    qrels[split] = {q: judged[q] for q in sorted(keep)}
+    unlabeled = {q: ds.queries[q] for q in sorted(set(judged) - keep)}
+    return dataclasses.replace(ds, qrels=qrels, name=f"{ds.name}-gold{len(keep)}"), unlabeled
+
+
+def confident_thresholds(scores: Sequence[float], relevant: Sequence[int], *, precision: float = 0.8,
+                         negative_error: float = 0.05) -> tuple[float, float]:
+    """Thresholds for silver labels, chosen on judged (dev) pairs: ``positive_above``, the lowest score
+    above which at least ``precision`` of the pairs are relevant, and ``negative_below``, the highest
+    score below which at most ``negative_error`` of them are. Apply them to *other* pairs.
+
+    >>> confident_thresholds([0.9, 0.8, 0.7, 0.2, 0.1], [1, 1, 0, 0, 0], precision=0.9, negative_error=0.0)
+    (0.8, 0.7)
+    """
+    s, y = np.asarray(scores, float), np.asarray(relevant, int)
+    if s.size == 0:
+        raise KitError("confident_thresholds: no scored pairs")
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    prec = np.cumsum(y) / np.arange(1, len(y) + 1)
+    ok = np.flatnonzero(prec >= precision)
+    positive_above = float(s[ok.max()]) if ok.size else float(s[0])
+    rev_rate = np.cumsum(y[::-1]) / np.arange(1, len(y) + 1)
+    ok_neg = np.flatnonzero(rev_rate <= negative_error)
+    negative_below = float(s[::-1][ok_neg.max()]) if ok_neg.size else float(s[-1])
+    return positive_above, min(negative_below, positive_above)
