@@ -38,7 +38,7 @@ run: install
 
 ## lab: JupyterLab on notebooks/, on this machine only (127.0.0.1), with a token
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --IdentityProvider.token=$${KIT_LAB_TOKEN:-$$($(BIN)/python -c "import secrets; print(secrets.token_hex(16))")} --no-browser
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --IdentityProvider.token=$${KIT_LAB_TOKEN:-$$($(BIN)/python -c "import secrets; print(secrets.token_hex(16))")} --no-browser $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 ## test: every test, notebooks included (executed under KIT_FAST=1)
 test: install
@@ -46,8 +46,13 @@ test: install
 
 ## bench: speed comparisons, side by side (ratios), see benchmarks/README.md
 bench: install
+	$(BIN)/python benchmarks/bench_encode_throughput.py
 	$(BIN)/python benchmarks/bench_encode_search.py
-	$(BIN)/python benchmarks/bench_train_throughput.py
+	$(BIN)/python benchmarks/bench_train_throughput.py --kind bi
+	$(BIN)/python benchmarks/bench_train_throughput.py --kind cross --batch-size 8 --steps 4
+	$(BIN)/python benchmarks/bench_rerank_throughput.py
+	$(BIN)/python benchmarks/bench_search_latency.py
+	$(BIN)/python benchmarks/bench_series.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -1,4 +1,8 @@
-"""Training throughput: kit.train.train_bi_encoder against SentenceTransformerTrainer called directly.
+"""Training throughput: kit's trainers against the sentence-transformers Trainers called directly.
+
+``--kind bi`` (default): :func:`kit.train.train_bi_encoder` vs ``SentenceTransformerTrainer``;
+``--kind cross``: :func:`kit.train.train_cross_encoder` vs ``CrossEncoderTrainer`` (the re-ranker of
+notebook 05: the cosine head on MiniLM, the listwise loss, rows from :func:`kit.data.rerank_pairs`).
 
 Both sides train a fresh copy of the same model on the same (query, answer) pairs with
 MultipleNegativesRankingLoss, the no-duplicates batch sampler, the same batch size, sequence
@@ -66,6 +70,37 @@ def with_kit(model, data, *, steps: int, batch_size: int, max_seq_length: int, s
     assert result.steps == steps
 
 
+def direct_cross(model, data, *, steps: int, batch_size: int, max_seq_length: int, seed: int) -> None:
+    """The re-ranker's training written against sentence-transformers only (same loss, same optimizer groups)."""
+    import torch
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments, losses
+
+    model.max_seq_length = max_seq_length
+    head = [p for n, p in model.named_parameters() if not n.startswith("0.")]
+    body = [p for n, p in model.named_parameters() if n.startswith("0.")]
+    optimizer = torch.optim.AdamW([{"params": body, "lr": 5e-5}, {"params": head, "lr": 1e-3}], lr=5e-5)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = CrossEncoderTrainingArguments(output_dir=tmp, max_steps=steps, per_device_train_batch_size=batch_size,
+                                             learning_rate=5e-5, warmup_steps=0.1, save_strategy="no", logging_steps=5,
+                                             seed=seed, data_seed=seed, report_to="none", disable_tqdm=True,
+                                             use_cpu=not torch.cuda.is_available())
+        loss = losses.MultipleNegativesRankingLoss(model, num_negatives=2, scale=20.0, activation_fn=torch.nn.Identity())
+        trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=loss, optimizers=(optimizer, None))
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
+        assert trainer.state.global_step == steps
+
+
+def with_kit_cross(model, data, *, steps: int, batch_size: int, max_seq_length: int, seed: int) -> None:
+    from kit.train import train_cross_encoder
+
+    result = train_cross_encoder(model, data, max_steps=steps, batch_size=batch_size, max_seq_length=max_seq_length,
+                                 seed=seed, progress=False, warmup_ratio=0.1)
+    assert result.steps == steps
+
+
 def timed(fn, *args, **kwargs) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process) of one call."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -80,18 +115,29 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-seq-length", type=int, default=64)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--kind", choices=["bi", "cross"], default="bi")
     args = ap.parse_args()
 
     ds = load_expense_policy(splits=["train"])
-    data = positive_pairs(ds, "train")
-    base = load_bi_encoder()
+    if args.kind == "bi":
+        data, base, sides = positive_pairs(ds, "train"), load_bi_encoder(), (("direct", direct), ("kit", with_kit))
+    else:
+        from kit.data import rerank_pairs
+        from kit.models import cross_encoder_from
+        from kit.retrieval import DenseIndex
+        from kit.train import reranker_dataset
+
+        bi = load_bi_encoder(max_seq_length=args.max_seq_length)
+        run = DenseIndex.build(bi, ds.corpus).search(ds.split("train")[0], k=30)
+        data = reranker_dataset(rerank_pairs(ds, "train", run, hard_negatives=3, random_negatives=0), "mnrl")
+        base, sides = cross_encoder_from(bi), (("direct", direct_cross), ("kit", with_kit_cross))
     settings = dict(steps=args.steps, batch_size=args.batch_size, max_seq_length=args.max_seq_length, seed=args.seed)
-    direct(copy.deepcopy(base), data, **{**settings, "steps": 2})   # warm-up: lazy imports, first allocations
+    sides[0][1](copy.deepcopy(base), data, **{**settings, "steps": 2})   # warm-up: lazy imports, first allocations
 
     wall: dict[str, list[float]] = {"direct": [], "kit": []}
     cpu: dict[str, list[float]] = {"direct": [], "kit": []}
     for _ in range(args.repeats):
-        for name, fn in (("direct", direct), ("kit", with_kit)):
+        for name, fn in sides:
             w, c = timed(fn, copy.deepcopy(base), data, **settings)
             wall[name].append(w)
             cpu[name].append(c)
@@ -99,7 +145,7 @@ def main() -> None:
     pairs = args.steps * args.batch_size
     med = {k: statistics.median(v) for k, v in wall.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
-    result = {"steps": args.steps, "batch_size": args.batch_size, "max_seq_length": args.max_seq_length,
+    result = {"kind": args.kind, "steps": args.steps, "batch_size": args.batch_size, "max_seq_length": args.max_seq_length,
               "repeats": args.repeats, "pairs_per_run": pairs,
               "direct_pairs_per_s": round(pairs / med["direct"], 3), "kit_pairs_per_s": round(pairs / med["kit"], 3),
               "ratio_kit_over_direct": round(med["direct"] / med["kit"], 3),
