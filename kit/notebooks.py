@@ -11,6 +11,7 @@ failed, its partial executed copy is kept, and the run stops with a non-zero exi
 from __future__ import annotations
 
 import base64
+import json
 import os
 import time
 from pathlib import Path
@@ -89,6 +90,30 @@ def export(executed: Path, out_dir: Path) -> list[str]:
     return figures
 
 
+def _copy_linked_files(out: Path) -> None:
+    """The glossary, the workshop guide and the solutions next to the executed copies, so their links resolve."""
+    import shutil
+
+    for md in NOTEBOOKS_DIR.glob("*.md"):
+        shutil.copy(md, out / md.name)
+    if (NOTEBOOKS_DIR / "solutions").is_dir():
+        shutil.copytree(NOTEBOOKS_DIR / "solutions", out / "solutions", dirs_exist_ok=True)
+
+
+def _previous_run(out: Path, mode: str, keep: set[str]) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """Timings and figures of the notebooks in ``keep`` from the last report in ``out`` (same mode), so
+    that re-running some notebooks keeps the rest of the report whole."""
+    try:
+        last = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        return {}, {}
+    if last.get("mode") != mode:
+        return {}, {}
+    timings = {k: float(v) for k, v in last.get("seconds", {}).items() if k in keep and (out / k).is_file()}
+    figures = {k: v for k, v in last.get("figures", {}).items() if any(n[:2] == k for n in timings)}
+    return timings, figures
+
+
 def run_notebooks(paths: Iterable[str | os.PathLike] | None = None, out_dir: str | os.PathLike = "build",
                   timeout: int = 1800, *, fast: bool | None = None, report: bool = True,
                   log: Callable[[str], None] = print) -> dict[str, float]:
@@ -108,11 +133,12 @@ def run_notebooks(paths: Iterable[str | os.PathLike] | None = None, out_dir: str
         raise KitError(f"no such notebook: {', '.join(missing)}")
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    _copy_linked_files(out)
     env = {"KIT_RESULTS_DIR": str(out / "results")}
     if fast is not None:
         env["KIT_FAST"] = "1" if fast else "0"
     mode = "FAST" if (fast if fast is not None else os.environ.get("KIT_FAST", "0") in ("1", "true", "yes", "on")) else "full"
-    timings, figures = {}, {}
+    timings, figures = _previous_run(out, mode, keep={nb.name for nb in notebook_paths()} - {nb.name for nb in chosen})
     t_all = time.perf_counter()
     for i, nb in enumerate(chosen, 1):
         log(f"[{i}/{len(chosen)}] {nb.name}: running ({mode} mode) ...")
@@ -128,6 +154,7 @@ def run_notebooks(paths: Iterable[str | os.PathLike] | None = None, out_dir: str
             raise
         timings[nb.name] = seconds
         figures[nb.name[:2]] = export(target, out)
+        timings, figures = dict(sorted(timings.items())), dict(sorted(figures.items()))
         total = time.perf_counter() - t_all
         log(f"[{i}/{len(chosen)}] {nb.name}: done in {seconds:.0f} s (total {total / 60:.1f} min) -> {target}")
     if report:

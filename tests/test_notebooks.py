@@ -65,3 +65,21 @@ def test_a_failing_notebook_is_named_with_its_cell_and_the_run_fails(tmp_path, c
     assert "09_broken.ipynb: cell 2 (ValueError: boom) failed" in captured.err
     assert "FAILED" in captured.out and (out / "09_broken.ipynb").is_file()     # the partial copy is kept
     assert (out / "REPORT.md").is_file()
+
+
+def test_rerunning_some_notebooks_keeps_the_others_in_the_report(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    path = tmp_path / "09_tiny.ipynb"
+    nbformat.write(nb, path)
+    out = tmp_path / "build"
+    out.mkdir()
+    kept = NOTEBOOKS[0].name
+    (out / kept).write_text("{}")
+    (out / "results.json").write_text(json.dumps({"mode": "full", "seconds": {kept: 123.0, "gone.ipynb": 5.0},
+                                                  "figures": {kept[:2]: ["figures/x.png"]}}))
+    run_notebooks([path], out, timeout=60, fast=False, log=lambda _: None)
+    report = json.loads((out / "results.json").read_text())
+    assert report["seconds"][kept] == 123.0 and "09_tiny.ipynb" in report["seconds"]
+    assert "gone.ipynb" not in report["seconds"]            # not a notebook of the series
+    assert report["figures"][kept[:2]] == ["figures/x.png"]
+    assert list(report["seconds"]) == sorted(report["seconds"])
