@@ -239,14 +239,15 @@ def pair_summary(pairs: pd.DataFrame) -> dict[str, float]:
             "gap": float(round(answer - negative, 6)), "answer_beats_negative": wins}
 
 
-def duplicate_batch_rate(rows: Sequence[Sequence[str]], batch_size: int, *, trials: int = 200,
-                         seed: int = 42) -> float:
-    """Share of batches that contain a repeated text when ``rows`` are shuffled and cut into batches.
+def duplicate_batch_rate(rows: Sequence[Sequence[str]], batch_size: int, *, trials: int = 200, seed: int = 42,
+                         sampler: str = "random") -> float:
+    """Share of batches that contain a repeated text when ``rows`` are cut into batches.
 
-    A plain random sampler does exactly this. With in-batch negatives (MultipleNegativesRankingLoss)
-    a text that appears twice in a batch is a *false negative*: the loss pushes a query away from
-    a passage that answers it. The no-duplicates batch sampler builds batches where this share is 0.
-    Texts are compared across all columns, as that sampler does. Taught in ``notebooks/02_losses.ipynb``.
+    ``sampler="random"``: shuffled and cut, as a plain random sampler does. With in-batch negatives
+    (MultipleNegativesRankingLoss) a text that appears twice in a batch is a *false negative*: the
+    loss pushes a query away from a passage that answers it. ``sampler="no_duplicates"``: the batches
+    sentence-transformers' ``NoDuplicatesBatchSampler`` builds (``trials`` epochs of it). Texts are
+    compared across all columns, as that sampler does. Taught in ``notebooks/02_losses.ipynb``.
 
     >>> duplicate_batch_rate([("q1", "a"), ("q2", "b"), ("q3", "c"), ("q4", "d")], batch_size=2)
     0.0
@@ -257,8 +258,22 @@ def duplicate_batch_rate(rows: Sequence[Sequence[str]], batch_size: int, *, tria
         raise KitError(f"duplicate_batch_rate: batch_size must be at least 2, got {batch_size}")
     if len(rows) < 2:
         raise KitError("duplicate_batch_rate: need at least two rows")
-    rng = np.random.default_rng(seed)
+    if sampler not in ("random", "no_duplicates"):
+        raise KitError(f"duplicate_batch_rate: sampler must be 'random' or 'no_duplicates', got {sampler!r}")
     dirty = total = 0
+    if sampler == "no_duplicates":
+        from datasets import Dataset
+        from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
+
+        width = len(rows[0])
+        data = Dataset.from_dict({f"c{i}": [r[i] for r in rows] for i in range(width)})
+        for trial in range(min(trials, 20)):
+            for batch in NoDuplicatesBatchSampler(data, batch_size=batch_size, drop_last=False, seed=seed + trial):
+                texts = [t for i in batch for t in rows[i]]
+                dirty += len(set(texts)) < len(texts)
+                total += 1
+        return dirty / total
+    rng = np.random.default_rng(seed)
     for _ in range(trials):
         order = rng.permutation(len(rows))
         for start in range(0, len(order), batch_size):
@@ -324,13 +339,17 @@ def expert_verdicts(negatives: dict[str, Sequence[str]], judgments: Sequence[dic
 
     ``negatives``: query id -> mined negative doc ids (e.g. :func:`kit.retrieval.hard_negatives`);
     ``judgments``: rows of :func:`kit.data.load_judgments`. Returns counts: ``mined`` (pairs),
-    ``reviewed`` (of those, judged by the expert), one count per judgment, and
-    ``false_negative_rate`` (actually relevant / reviewed). Taught in ``notebooks/05_cross_encoder.ipynb``.
+    ``reviewed`` (of those, judged by the expert), one count per judgment, ``false_negative_rate``
+    (actually relevant / reviewed; "unclear" verdicts count in the denominator, so it is a lower bound)
+    and its 95% Wilson interval (``fn_rate_low``, ``fn_rate_high``): on a hundred reviewed pairs a rate
+    is known to about ±7 points. Taught in ``notebooks/05_cross_encoder.ipynb`` and ``03_augmentation``.
 
     >>> expert_verdicts({"q": ["a", "b", "c"]}, [{"query_id": "q", "corpus_id": "a", "judgment": "actually_relevant"},
     ...                                           {"query_id": "q", "corpus_id": "b", "judgment": "hard_negative"}])
-    {'mined': 3, 'reviewed': 2, 'hard_negative': 1, 'actually_relevant': 1, 'unclear': 0, 'false_negative_rate': 0.5}
+    {'mined': 3, 'reviewed': 2, 'hard_negative': 1, 'actually_relevant': 1, 'unclear': 0, 'false_negative_rate': 0.5, 'fn_rate_low': 0.0945, 'fn_rate_high': 0.9055}
     """
+    from scipy.stats import binomtest
+
     verdict = {(str(r["query_id"]), str(r["corpus_id"])): r["judgment"] for r in judgments}
     pairs = [(q, d) for q, docs in negatives.items() for d in docs]
     seen = [verdict[p] for p in pairs if p in verdict]
@@ -338,6 +357,11 @@ def expert_verdicts(negatives: dict[str, Sequence[str]], judgments: Sequence[dic
     for kind in ("hard_negative", "actually_relevant", "unclear"):
         out[kind] = sum(v == kind for v in seen)
     out["false_negative_rate"] = round(out["actually_relevant"] / len(seen), 4) if seen else float("nan")
+    if seen:
+        ci = binomtest(int(out["actually_relevant"]), len(seen)).proportion_ci(method="wilson")
+        out["fn_rate_low"], out["fn_rate_high"] = round(float(ci.low), 4), round(float(ci.high), 4)
+    else:
+        out["fn_rate_low"] = out["fn_rate_high"] = float("nan")
     return out
 
 

@@ -239,12 +239,12 @@ def verdict(diff: float, low: float, high: float, *, what: str = "nDCG@10", unit
     """One computed line that says what a difference and its interval support.
 
     >>> verdict(0.012, -0.004, 0.03)
-    'no difference in nDCG@10 at this budget (+0.012, 95% interval -0.004 to +0.030 contains 0)'
+    'no difference shown in nDCG@10 at this budget (+0.012, 95% interval -0.004 to +0.030 contains 0)'
     >>> verdict(0.05, 0.02, 0.08)
     'better: +0.050 nDCG@10 (95% interval +0.020 to +0.080)'
     """
     if low <= 0 <= high:
-        return f"no difference in {what} at this budget ({diff:+.3f}{unit}, 95% interval {low:+.3f} to {high:+.3f} contains 0)"
+        return f"no difference shown in {what} at this budget ({diff:+.3f}{unit}, 95% interval {low:+.3f} to {high:+.3f} contains 0)"
     side = "better" if diff > 0 else "worse"
     return f"{side}: {diff:+.3f}{unit} {what} (95% interval {low:+.3f} to {high:+.3f})"
 

@@ -38,52 +38,47 @@ def similarity_heatmap(sim: np.ndarray, labels: Sequence[str], *, title: str = "
     return ax
 
 
-def embedding_map(coords: np.ndarray, groups: Sequence[str], *, title: str, ax=None, max_legend: int = 12):
-    """Scatter of 2-D coordinates coloured by group (e.g. topic)."""
+def embedding_map(coords: np.ndarray, groups: Sequence[str], *, title: str, ax=None, max_legend: int = 12,
+                  legend_title: str = "group"):
+    """Scatter of 2-D coordinates coloured by group (e.g. topic), the legend outside the points.
+
+    >>> embedding_map(np.zeros((2, 2)), ["a", "b"], title="t", legend_title="topic").get_legend().get_title().get_text()
+    'topic'
+    """
     import seaborn as sns
 
     ax = _axes(ax, figsize=(8, 6))
     frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "group": list(groups)})
-    n = len(set(groups))
-    palette = sns.color_palette("tab10" if n <= 10 else "husl", n)   # distinct neighbours (tab20 pairs look alike)
-    sns.scatterplot(frame, x="x", y="y", hue="group", s=14, ax=ax, palette=palette,
-                    legend=n <= max_legend)
+    order = sorted(set(groups))
+    n = len(order)
+    palette = dict(zip(order, sns.color_palette("tab10" if n <= 10 else "husl", n)))   # distinct neighbours; the same
+    sns.scatterplot(frame, x="x", y="y", hue="group", hue_order=order, s=14, ax=ax, palette=palette,  # colour per group
+                    legend=n <= max_legend)                                                          # on every map
     if len(set(groups)) > max_legend and ax.get_legend():
         ax.get_legend().remove()
+    elif ax.get_legend():
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), title=legend_title, frameon=False, fontsize=8)
     ax.set(title=title, xlabel="component 1", ylabel="component 2")
     return ax
 
 
-def cosine_distributions(frame: pd.DataFrame, *, by: str = "pair", hue: str | None = "model", title: str, ax=None):
-    """Histogram (KDE) of cosine similarities, one curve per pair kind (and model)."""
-    import seaborn as sns
-
-    ax = _axes(ax)
-    sns.kdeplot(frame, x="cosine", hue=by if hue is None else (frame[by] + " / " + frame[hue]).rename(f"{by} / {hue}"),
-                common_norm=False,
-                fill=True, alpha=0.25, ax=ax)
-    ax.set(title=title, xlabel="cosine(query, passage)", ylabel="density")
-    return ax
-
-
-def metric_bars(table: pd.DataFrame, metrics: Sequence[str] = ("nDCG@10", "RR@10"), *, title: str, ax=None):
-    """Grouped bars: one group per row of ``table`` (a run or model), one bar per metric."""
-    ax = _axes(ax)
-    table[list(metrics)].plot.bar(ax=ax, rot=20)
-    for container in ax.containers:
-        ax.bar_label(container, fmt="%.3f", fontsize=8)
-    ax.set(title=title, ylabel="score (test split)", xlabel="")
-    ax.set_ylim(0, 1)
-    return ax
-
-
 def learning_curves(curves: Mapping[str, Sequence[tuple[float, float]]], *, xlabel: str, ylabel: str = "nDCG@10",
-                    title: str, ax=None):
-    """Line plot of ``{label: [(x, y), ...]}`` (e.g. dev nDCG@10 against steps or training pairs)."""
+                    title: str, ax=None, noise: float | None = None, legend: str = "best"):
+    """Line plot of ``{label: [(x, y), ...]}`` (e.g. dev nDCG@10 against steps or training pairs).
+
+    ``noise``: a seed spread to draw around each point (±half of it), so that wiggles within it read
+    as noise; ``legend``: the value each label shows, ``"best"`` or ``"last"`` (the largest x).
+
+    >>> learning_curves({"a": [(1, 0.5), (2, 0.6)]}, xlabel="steps", title="t", noise=0.02, legend="last").get_legend().get_texts()[0].get_text()
+    'a (last 0.600)'
+    """
     ax = _axes(ax)
     for label, points in curves.items():
         xs, ys = zip(*points)
-        ax.plot(xs, ys, marker="o", label=f"{label} (best {max(ys):.3f})")
+        shown = max(ys) if legend == "best" else ys[int(np.argmax(xs))]
+        line, = ax.plot(xs, ys, marker="o", label=f"{label} ({legend} {shown:.3f})")
+        if noise:
+            ax.fill_between(xs, np.array(ys) - noise / 2, np.array(ys) + noise / 2, color=line.get_color(), alpha=0.15, lw=0)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -115,7 +110,7 @@ def encoder_diagram(ax: "Axes | None" = None, *,
     def box(x: float, y: float, w: float, h: float, text: str, color: str) -> None:
         ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.08", fc=color,
                                     ec="0.25", lw=1.2))
-        ax.text(x, y, text, ha="center", va="center", fontsize=9)
+        ax.text(x, y, text, ha="center", va="center", fontsize=8.5)
 
     def arrow(x0: float, y0: float, x1: float, y1: float) -> None:
         ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=14, lw=1.3, color="0.25"))
@@ -123,7 +118,7 @@ def encoder_diagram(ax: "Axes | None" = None, *,
     # bi-encoder: two towers with shared weights, compared by cosine
     ax.text(3, 6.7, "Bi-encoder", ha="center", fontsize=12, weight="bold")
     for x, text in ((1.6, query), (4.4, passage)):
-        box(x, 5.6, 2.5, 0.9, text, "#dbe9f6")
+        box(x, 5.6, 2.7, 1.0, text, "#dbe9f6")
         box(x, 3.9, 2.2, 0.7, "transformer\n(same weights)", "#f6e3c6")
         box(x, 2.4, 2.2, 0.6, f"vector ({dim} numbers)", "#d9f0d3")
         arrow(x, 5.1, x, 4.3)
@@ -229,13 +224,15 @@ def margin_histograms(margins: Mapping[str, Sequence[float]], *, title: str, bin
                 label=f"{name}: {(v > 0).mean():.0%} above 0, median {np.median(v):+.3f}")
     ax.axvline(0, color="0.2", lw=1)
     ax.set(title=title, xlabel="cos(query, answer) - cos(query, hard negative), per query", ylabel="queries")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return ax
 
 
-def interval_dots(table: pd.DataFrame, *, title: str, xlabel: str = "change in nDCG@10", ax: "Axes | None" = None) -> "Axes":
+def interval_dots(table: pd.DataFrame, *, title: str, xlabel: str = "change in nDCG@10", ax: "Axes | None" = None,
+                  reference: float = 0.0, reference_label: str | None = None) -> "Axes":
     """Differences as dots with their confidence intervals (rows: comparisons; columns ``diff``,
-    ``low``, ``high``), a line at 0: an interval that crosses it is no difference at this size.
+    ``low``, ``high``), a line at ``reference`` (0 for differences; an overall mean for absolute
+    scores): an interval that crosses it is no difference at this size.
 
     >>> t = pd.DataFrame({"diff": [0.02, -0.01], "low": [0.01, -0.03], "high": [0.03, 0.01]}, index=["a", "b"])
     >>> interval_dots(t, title="t").get_xlabel()
@@ -245,7 +242,9 @@ def interval_dots(table: pd.DataFrame, *, title: str, xlabel: str = "change in n
     y = np.arange(len(table))[::-1]
     ax.errorbar(table["diff"], y, xerr=[table["diff"] - table["low"], table["high"] - table["diff"]], fmt="o",
                 capsize=4, color="tab:blue")
-    ax.axvline(0, color="0.3", lw=1, ls="--")
+    ax.axvline(reference, color="0.3", lw=1, ls="--", label=reference_label)
+    if reference_label:
+        ax.legend(loc="best", fontsize=8)
     ax.set_yticks(y, list(table.index))
     ax.set(title=title, xlabel=xlabel)
     ax.grid(axis="x", alpha=0.3)
@@ -326,9 +325,12 @@ def in_batch_matrix(sim: np.ndarray, queries: Sequence[str], passages: Sequence[
     return ax
 
 
-def value_heatmap(table: pd.DataFrame, *, title: str, fmt: str = ".3f", ax: "Axes | None" = None) -> "Axes":
-    """A table of scores as a heatmap of its **values** (rows: models, columns: metrics), each column
-    coloured on its own range so that near-ties look like near-ties. Taught in ``notebooks/02_losses.ipynb``.
+def value_heatmap(table: pd.DataFrame, *, title: str, baseline: str | None = None, fmt: str = ".3f",
+                  floor: float = 0.05, ax: "Axes | None" = None) -> "Axes":
+    """A table of scores (rows: models, columns: metrics) as a heatmap that prints the **values** and
+    colours each cell by its difference from the ``baseline`` row (default: the first), on one shared,
+    symmetric scale of at least ``floor``: a gap of a few thousandths stays pale, as it should.
+    Taught in ``notebooks/02_losses.ipynb``.
 
     >>> t = pd.DataFrame({"nDCG@10": [0.70, 0.69], "AP": [0.5, 0.6]}, index=["mnrl", "cosent"])
     >>> value_heatmap(t, title="t").get_ylabel()
@@ -337,12 +339,12 @@ def value_heatmap(table: pd.DataFrame, *, title: str, fmt: str = ".3f", ax: "Axe
     import seaborn as sns
 
     values = table.astype(float)
-    spread = (values.max() - values.min()).replace(0, 1)
-    # colour by each column's position between its min and max, over a fixed 0.1 floor: gaps smaller than a
-    # tenth of a column's spread stay the same colour
-    scaled = (values - values.min()) / spread.clip(lower=0.1 * values.abs().max().clip(lower=1e-9))
+    ref = values.loc[baseline] if baseline is not None else values.iloc[0]
+    diff = values - ref
+    limit = max(floor, float(diff.abs().max().max()))
     ax = _axes(ax, figsize=(1.5 * values.shape[1] + 3, 0.55 * values.shape[0] + 1.5))
-    sns.heatmap(scaled, annot=values, fmt=fmt, cmap="viridis", cbar=False, linewidths=0.5, ax=ax)
+    sns.heatmap(diff, annot=values, fmt=fmt, cmap="RdBu", vmin=-limit, vmax=limit, linewidths=0.5, ax=ax,
+                cbar_kws={"label": f"difference from {ref.name}"})
     ax.set(title=title, xlabel="metric", ylabel="model")
     ax.tick_params(axis="y", rotation=0)
     return ax
@@ -372,11 +374,12 @@ def joint_maps(coords: np.ndarray, groups: Sequence[str], models: Sequence[str],
     groups = list(groups)
     order = sorted(set(groups))
     palette = dict(zip(order, sns.color_palette("tab10" if len(order) <= 10 else "husl", len(order))))
+    marked = set((marks or {}).values())
     for k, (ax, name) in enumerate(zip(axes, names)):
-        rows = slice(k * per, (k + 1) * per)
-        frame = pd.DataFrame({"x": coords[rows, 0], "y": coords[rows, 1], "group": groups[rows]})
+        rows = [i for i in range(k * per, (k + 1) * per) if i - k * per not in marked]
+        frame = pd.DataFrame({"x": coords[rows, 0], "y": coords[rows, 1], "group": [groups[i] for i in rows]})
         sns.scatterplot(frame, x="x", y="y", hue="group", hue_order=order, palette=palette, s=14, ax=ax, legend=k == len(names) - 1)
-        offsets = [(10, 14), (10, -18), (-40, 26), (-40, -30)]
+        offsets = [(14, 30), (14, -34), (-110, 14), (-110, -30)]
         for m, (label, i) in enumerate((marks or {}).items()):
             x, y = coords[i + k * per]
             ax.scatter([x], [y], s=160, marker="*", color="black", zorder=5)
