@@ -436,12 +436,13 @@ def query_margins(pairs: pd.DataFrame) -> pd.Series:
 # --------------------------------------------------------------------------- settings that depend on the data
 
 def length_tradeoff(model, ds: "BeirDataset", split: str, lengths: Sequence[int], *, encoder=None,
-                    timing_sample: int = 128) -> pd.DataFrame:
+                    timing_sample: int = 128, runs: dict | None = None) -> pd.DataFrame:
     """Quality and cost of reading passages at each ``max_seq_length``: one row per length with the
     share of passages it truncates, ``split`` nDCG@10 of dense retrieval, and the seconds to encode
     ``timing_sample`` passages (measured, not cached). ``encoder(model, texts)`` may supply cached
     embeddings for the quality column (e.g. :func:`kit.cache.cached_encode`). The model's own length
-    is restored afterwards. Taught in ``notebooks/04_bi_encoder.ipynb``.
+    is restored afterwards. ``runs``: a dict to receive each length's run (for per-query tests).
+    Taught in ``notebooks/04_bi_encoder.ipynb``.
 
     >>> length_tradeoff(load_bi_encoder(), ds, "test", [64, 128])      # doctest: +SKIP
     """
@@ -466,6 +467,8 @@ def length_tradeoff(model, ds: "BeirDataset", split: str, lengths: Sequence[int]
             seconds = time.perf_counter() - t
             build = (lambda t_: encoder(model, t_)) if encoder is not None else None
             run = DenseIndex.build(model, ds.corpus, encoder=build).search(queries, k=100)
+            if runs is not None:
+                runs[int(n)] = run
             rows.append({"max_seq_length": int(n), "passages truncated": float((tokens > n).mean()),
                          "nDCG@10": evaluate(run, qrels, ["nDCG@10"])["nDCG@10"],
                          f"seconds per {len(sample)} passages": seconds})

@@ -415,7 +415,7 @@ class FirstStage:
 
 
 FIRST_STAGES: tuple[FirstStage, ...] = (FirstStage("dense"), FirstStage("bm25"), FirstStage("rrf"),
-                                        *(FirstStage("weighted", w) for w in (0.1, 0.2, 0.3, 0.5)))
+                                        *(FirstStage("weighted", w) for w in (0.1, 0.2, 0.3, 0.5, 0.7)))
 
 
 @dataclass
