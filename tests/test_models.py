@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
 import pytest
 
 from kit.errors import ModelLoadError
@@ -52,10 +53,20 @@ def test_bad_local_path(tmp_path):
 
 
 @pytest.mark.slow
-def test_cross_encoder_from_bi_encoder_has_fresh_head():
+def test_cross_encoder_from_bi_encoder_keeps_its_weights_and_gets_the_asked_head():
     from kit.models import load_cross_encoder
 
-    reranker = load_cross_encoder(max_length=64)
-    scores = reranker.predict([("can I take a taxi?", "Taxis are reimbursed."), ("a", "b")])
-    assert scores.shape == (2,)
-    assert np.all((scores > 0.3) & (scores < 0.7))  # untrained head: near 0.5 for everything
+    bi = load_bi_encoder()
+    words = lambda model: model[0].auto_model.embeddings.word_embeddings.weight
+    pairs = [("can I take a taxi?", "Taxis are reimbursed."), ("a", "b")]
+
+    cosine = load_cross_encoder(max_length=64)  # default head: a scaled cosine, starts where the retriever is
+    assert [type(m).__name__ for m in cosine] == ["Transformer", "SegmentCosine"]
+    assert torch.equal(words(cosine), words(bi))
+    scores = cosine.predict(pairs)
+    assert scores.shape == (2,) and np.all(np.abs(scores) <= 1.0 + 1e-6)  # scale 1: a plain cosine, no sigmoid
+
+    fresh = load_cross_encoder(max_length=64, head="mean")  # a new linear layer on the mean token vector
+    assert [type(m).__name__ for m in fresh] == ["Transformer", "Pooling", "Dense"]
+    assert torch.equal(words(fresh), words(bi))
+    assert fresh.predict(pairs).shape == (2,)
