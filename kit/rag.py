@@ -471,7 +471,9 @@ def faithfulness(answer: str, passages: Sequence[str], *, threshold: float = 0.6
     split = [sentences(p) for p in passages]
     verdicts = []
     lines = [line for line in answer.splitlines() if not line.lower().startswith("extractive answer")]
-    for sent in sentences(" ".join(lines)):
+    # a citation after the full stop ("... fine. [1]") belongs to that sentence, not the next one
+    text = re.sub(r"([.!?])((?:\s*\[\d+\])+)", lambda m: m.group(2) + m.group(1), " ".join(lines))
+    for sent in sentences(text):
         claim = re.sub(r"\[\d+\]", " ", sent)
         if not content_words(claim):
             continue

@@ -47,6 +47,18 @@ def test_extractive_answer_is_copied_and_cited():
                                  "A taxi to the airport is covered. Keep the receipt."])[0] == 1.0
 
 
+def test_a_two_sentence_extractive_answer_is_fully_supported_by_its_own_context():
+    # each citation follows its sentence's full stop: it must not be read as the start of the next sentence
+    passages = ["What counts. Expenses are defined broadly.", "Transportation is a valid expense. Fines are not."]
+    messages, _ = build_prompt("Is transportation a valid expense, what counts?",
+                               [("a", passages[0]), ("b", passages[1])], budget_tokens=500, count_tokens=words)
+    answer = ExtractiveGenerator(max_sentences=2).generate(messages)
+    assert answer.count("[") == 2
+    share, verdicts = faithfulness(answer, passages)
+    assert share == 1.0, verdicts
+    assert [s.endswith(("[1].", "[2].")) for s, _ in verdicts] == [True, True]
+
+
 def test_faithfulness_catches_negation_and_numbers():
     passage = ["Fines are not reimbursed. Mileage is paid at 67 cents a mile."]
     assert faithfulness("Fines are reimbursed [1].", passage)[0] == 0.0
