@@ -147,18 +147,24 @@ def encoder_diagram(ax: "Axes | None" = None, *,
 
 
 def depth_curve(frame: pd.DataFrame, *, title: str, quality: str = "nDCG@10", cost: str = "ms per query",
-                ax: "Axes | None" = None) -> "Axes":
+                label: str = "re-ranked", ax: "Axes | None" = None) -> "Axes":
     """Quality (left axis) and cost (right axis) against re-ranking depth; one row of ``frame`` per depth.
 
     ``frame`` has a ``depth`` column, ``quality`` and ``cost`` columns, and optionally ``baseline``
-    (the first stage alone, drawn as a dashed line). Taught in ``notebooks/05_cross_encoder.ipynb``.
+    (the first stage alone, drawn as a dashed line) and ``low`` / ``high`` (an interval around
+    ``quality``, drawn as error bars). ``label`` names the ``quality`` line. Taught in ``notebooks/05_cross_encoder.ipynb``.
 
     >>> f = pd.DataFrame({"depth": [10, 20], "nDCG@10": [0.7, 0.72], "ms per query": [150, 300], "baseline": 0.69})
     >>> depth_curve(f, title="t").get_xlabel()
     'candidates re-ranked per query (depth)'
     """
     ax = _axes(ax)
-    ax.plot(frame["depth"], frame[quality], marker="o", color="tab:blue", label=f"re-ranked {quality}")
+    if {"low", "high"} <= set(frame.columns):
+        err = np.vstack([frame[quality] - frame["low"], frame["high"] - frame[quality]])
+        ax.errorbar(frame["depth"], frame[quality], yerr=err, marker="o", color="tab:blue", capsize=3,
+                    label=f"{label} {quality} (95% interval)")
+    else:
+        ax.plot(frame["depth"], frame[quality], marker="o", color="tab:blue", label=f"{label} {quality}")
     if "baseline" in frame:
         ax.axhline(float(frame["baseline"].iloc[0]), color="tab:blue", ls="--", lw=1,
                    label=f"first stage alone ({float(frame['baseline'].iloc[0]):.3f})")
@@ -168,17 +174,18 @@ def depth_curve(frame: pd.DataFrame, *, title: str, quality: str = "nDCG@10", co
     right.set_ylabel(cost)
     lines = ax.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower right")
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", bbox_to_anchor=(1.12, 1), fontsize=9)
     ax.grid(alpha=0.3)
     return ax
 
 
 def reliability_diagram(curves: Mapping[str, tuple[Sequence[float], Sequence[int]]], *, title: str, bins: int = 10,
-                        ax: "Axes | None" = None) -> "Axes":
+                        ylabel: str = "share actually relevant", ax: "Axes | None" = None) -> "Axes":
     """Calibration: for each name, the share of positives among pairs binned by predicted probability.
 
     A calibrated model sits on the diagonal; the legend gives each one's expected calibration error
-    (ECE: the mean gap, weighted by bin size). Taught in ``notebooks/05_cross_encoder.ipynb``.
+    (ECE: the mean gap between predicted probability and observed share, weighted by bin size) and how
+    many bins hold pairs (a curve of two points says little). Taught in ``notebooks/05_cross_encoder.ipynb``.
 
     >>> ax = reliability_diagram({"m": ([0.1, 0.9, 0.8], [0, 1, 1])}, title="t")
     >>> ax.get_xlabel()
@@ -197,8 +204,8 @@ def reliability_diagram(curves: Mapping[str, tuple[Sequence[float], Sequence[int
                 xs.append(p[sel].mean())
                 ys.append(y[sel].mean())
                 ece += sel.mean() * abs(p[sel].mean() - y[sel].mean())
-        ax.plot(xs, ys, marker="o", label=f"{name} (ECE {ece:.3f})")
-    ax.set(title=title, xlabel="predicted probability", ylabel="share actually relevant", xlim=(0, 1), ylim=(0, 1))
+        ax.plot(xs, ys, marker="o", label=f"{name} (ECE {ece:.3f}, {len(xs)} bins with pairs)")
+    ax.set(title=title, xlabel="predicted probability", ylabel=ylabel, xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="upper left")
     return ax
 

@@ -279,6 +279,24 @@ def top_run(run: Run, depth: int) -> Run:
     return {q: dict(sorted(docs.items(), key=lambda x: (-x[1], x[0]))[:depth]) for q, docs in run.items()}
 
 
+def with_tail(head: Run, first: Run) -> Run:
+    """Each query's ``head`` passages in their order, then the rest of ``first``'s below them in its order.
+
+    A re-ranked (or mixed) top ``d`` compared with the whole first-stage list needs the passages below
+    ``d`` too, or a shallow depth loses ranks the first stage had. Taught in ``notebooks/05_cross_encoder.ipynb``.
+
+    >>> with_tail({"q": {"b": 2.0, "a": 1.0}}, {"q": {"a": 0.9, "b": 0.8, "c": 0.7}})
+    {'q': {'b': 2.0, 'a': 1.0, 'c': 0.0}}
+    """
+    out: Run = {}
+    for q, docs in first.items():
+        top = dict(sorted(head.get(q, {}).items(), key=lambda x: (-x[1], x[0])))
+        floor = min(top.values(), default=0.0)
+        rest = [d for d, _ in sorted(docs.items(), key=lambda x: (-x[1], x[0])) if d not in top]
+        out[q] = {**top, **{d: floor - i for i, d in enumerate(rest, 1)}}
+    return out
+
+
 # --------------------------------------------------------------------------- hard negatives
 
 def hard_negatives(run: Run, qrels: Qrels, *, num_negatives: int = 1, range_min: int = 0, range_max: int = 50,
