@@ -11,15 +11,7 @@ from kit.data import BeirDataset
 from kit.errors import KitError
 from kit.retrieval import DenseIndex
 
-
-class Letters:
-    def encode(self, texts, **kwargs):
-        out = np.zeros((len(texts), 26), "float32")
-        for r, t in enumerate(texts):
-            for ch in t.lower():
-                if "a" <= ch <= "z":
-                    out[r, ord(ch) - 97] += 1
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+from fakes import BagOfLetters
 
 
 CORPUS = {"taxi": {"title": "Taxis", "text": "Taxis to the airport are reimbursed at the standard tier.", "topic": "ground"},
@@ -56,7 +48,7 @@ def test_synthetic_queries_and_the_round_trip_filter():
     assert crops["taxi"] == ["Taxis to the airport are reimbursed at the standard tier"]
     keys = keyword_queries(CORPUS, ["minibar"], words=2)["minibar"][0].split()
     assert len(keys) == 2 and "minibar" in keys
-    index = DenseIndex.build(Letters(), CORPUS)
+    index = DenseIndex.build(BagOfLetters(), CORPUS)
     kept, share = round_trip_filter(index, {"taxi": ["taxis to the airport", "zzzz hotel rooms capped"]}, k=1)
     assert kept == {"taxi": ["taxis to the airport"]} and share == 0.5
     assert typo_queries({"q": "abc"}, rate=0.0) == {"q": "abc"} and typo_queries({"q": "hotel rooms"}, rate=0.5)["q"] != "hotel rooms"

@@ -15,6 +15,8 @@ from kit.evaluate import context_metrics
 from kit.rag import (ExtractiveGenerator, OpenAICompatibleGenerator, RagExplorer, RagPipeline, build_prompt,
                      faithfulness, load_faithfulness_examples, prompt_passages, token_f1)
 
+from fakes import BagOfLetters
+
 words = lambda text: len(text.split())
 
 
@@ -85,17 +87,6 @@ def test_context_metrics_exact():
 
 
 # --------------------------------------------------------------------------- the pipeline, with stand-ins
-
-class BagOfLetters:
-    max_seq_length = 64
-
-    def encode(self, texts, **kwargs):
-        out = np.zeros((len(texts), 26), "float32")
-        for r, t in enumerate(texts):
-            for ch in t.lower():
-                if "a" <= ch <= "z":
-                    out[r, ord(ch) - 97] += 1
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
 class CountsX:
@@ -206,7 +197,6 @@ def test_openai_compatible_connection_refused():
     llm = OpenAICompatibleGenerator(f"http://127.0.0.1:{port}/v1", timeout=2)
     with pytest.raises(KitError, match="cannot reach the server"):
         llm.generate([{"role": "user", "content": "q"}])
-
 
 
 def test_openai_compatible_needs_a_base_url(monkeypatch):

@@ -4,6 +4,8 @@ import pytest
 from kit.errors import KitError
 from kit.retrieval import BM25Index, DenseIndex, FaissIndex, rerank, rrf, top_docs, top_k
 
+from fakes import BagOfLetters
+
 
 def brute_force(q, d, k):
     s = q @ d.T
@@ -27,35 +29,23 @@ def test_top_k_k_larger_than_corpus():
     assert i.tolist() == [[0, 1], [1, 0]]
 
 
-class FakeModel:
-    """Bag-of-letters encoder: deterministic and instant, enough to test plumbing."""
-
-    def encode(self, texts, **kwargs):
-        out = np.zeros((len(texts), 26), "float32")
-        for r, t in enumerate(texts):
-            for ch in t.lower():
-                if "a" <= ch <= "z":
-                    out[r, ord(ch) - 97] += 1
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
 CORPUS = {"a": {"title": "", "text": "aaaa"}, "b": {"title": "", "text": "bbbb"}, "ab": {"title": "", "text": "abab"}}
 
 
 def test_dense_index_and_faiss_agree():
-    dense = DenseIndex.build(FakeModel(), CORPUS)
+    dense = DenseIndex.build(BagOfLetters(), CORPUS)
     run = dense.search({"q1": "aaa", "q2": "bbb"}, k=2)
     assert list(run["q1"]) == ["a", "ab"] and list(run["q2"]) == ["b", "ab"]
     assert run["q1"]["a"] == pytest.approx(1.0)
-    faiss_run = FaissIndex.build(FakeModel(), CORPUS).search({"q1": "aaa", "q2": "bbb"}, k=2)
+    faiss_run = FaissIndex.build(BagOfLetters(), CORPUS).search({"q1": "aaa", "q2": "bbb"}, k=2)
     assert {q: list(d) for q, d in faiss_run.items()} == {q: list(d) for q, d in run.items()}
 
 
 def test_empty_inputs_raise_clear_errors():
     with pytest.raises(KitError, match="corpus is empty"):
-        DenseIndex.build(FakeModel(), {})
+        DenseIndex.build(BagOfLetters(), {})
     with pytest.raises(KitError, match="no queries"):
-        DenseIndex.build(FakeModel(), CORPUS).search({})
+        DenseIndex.build(BagOfLetters(), CORPUS).search({})
     with pytest.raises(KitError, match="corpus is empty"):
         BM25Index.build({})
 
