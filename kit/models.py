@@ -367,7 +367,7 @@ def choose_max_seq_length(model, texts: Sequence, *, coverage: float = 0.95, mul
     need = int(np.ceil(np.quantile(lengths, coverage)))
     chosen = min(limit, max(minimum, int(np.ceil(need / multiple) * multiple)))
     return LengthChoice(max_seq_length=chosen, coverage=coverage, truncated=float((lengths > chosen).mean()),
-                        median_tokens=int(np.median(lengths)), p95_tokens=int(np.quantile(lengths, 0.95)),
+                        median_tokens=int(np.median(lengths)), p95_tokens=int(np.ceil(np.quantile(lengths, 0.95))),
                         longest_tokens=int(lengths.max()), model_limit=limit, texts=int(lengths.size))
 
 
