@@ -80,6 +80,8 @@ def export(executed: Path, out_dir: Path) -> list[str]:
     atomic_write_text(out_dir / executed.with_suffix(".html").name, html)
     figures = []
     number = executed.name[:2]
+    for stale in (out_dir / "figures").glob(f"{number}-cell*.png"):   # figures of an earlier run of this notebook
+        stale.unlink()
     for i, cell in enumerate(nb.cells):
         for j, out in enumerate(cell.get("outputs", [])):
             png = out.get("data", {}).get("image/png") if isinstance(out, dict) else None
@@ -143,6 +145,7 @@ def run_notebooks(paths: Iterable[str | os.PathLike] | None = None, out_dir: str
     for i, nb in enumerate(chosen, 1):
         log(f"[{i}/{len(chosen)}] {nb.name}: running ({mode} mode) ...")
         target = out / nb.name
+        (out / "results" / f"{nb.name[:2]}.json").unlink(missing_ok=True)   # its results are recorded afresh
         try:
             seconds = execute_notebook(nb, target, timeout=timeout, env=env)
         except KitError:

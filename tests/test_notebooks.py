@@ -83,3 +83,21 @@ def test_rerunning_some_notebooks_keeps_the_others_in_the_report(tmp_path):
     assert "gone.ipynb" not in report["seconds"]            # not a notebook of the series
     assert report["figures"][kept[:2]] == ["figures/x.png"]
     assert list(report["seconds"]) == sorted(report["seconds"])
+
+
+def test_rerunning_a_notebook_forgets_its_old_results_and_figures(tmp_path):
+    # a result renamed (or dropped) in a notebook must not linger in the report from an earlier run
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from kit.report import record\nrecord('09', 'renamed result', 1.0)")])
+    path = tmp_path / "09_tiny.ipynb"
+    nbformat.write(nb, path)
+    out = tmp_path / "build"
+    (out / "results").mkdir(parents=True)
+    (out / "figures").mkdir()
+    (out / "results" / "09.json").write_text(json.dumps([{"name": "old name", "value": 0.5, "p": None, "interval": None,
+                                                          "verdict": None, "section": None}]))
+    (out / "figures" / "09-cell07-0.png").write_bytes(b"old")
+    run_notebooks([path], out, timeout=60, fast=False, log=lambda _: None)
+    names = [e["name"] for e in json.loads((out / "results" / "09.json").read_text())]
+    assert names == ["renamed result"]
+    assert not (out / "figures" / "09-cell07-0.png").exists()
