@@ -19,7 +19,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator
+from typing import IO, Callable, Iterable, Iterator, Sequence
 
 from .errors import DataError, KitError
 
@@ -161,6 +161,33 @@ def _read_jsonl(path: Path, required: tuple[str, ...], report: ValidationReport)
                 report.errors.append(f"{where}: empty or invalid _id {obj['_id']!r}")
                 continue
             yield lineno, obj
+
+
+def read_jsonl_rows(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file, strictly: the first malformed
+    line or missing field raises :class:`DataError` naming the file and line (the shipped side files:
+    the expert's judgments, the hand-checked faithfulness examples).
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "x.jsonl"; _ = f.write_text('{"a": 1}\\n\\n{"a": 2}\\n')
+    >>> [(n, row["a"]) for n, row in read_jsonl_rows(f, ["a"])]
+    [(1, 1), (3, 2)]
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    with open(p, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{p.name}:{lineno}: malformed JSON ({err.msg} at column {err.colno})") from None
+            missing = [k for k in required if not isinstance(row, dict) or k not in row]
+            if missing:
+                raise DataError(f"{p.name}:{lineno}: missing field(s) {', '.join(missing)}")
+            yield lineno, row
 
 
 def _read_records(path: Path, required: tuple[str, ...], report: ValidationReport) -> dict[str, dict]:
@@ -724,23 +751,11 @@ def load_judgments(path: str | os.PathLike | None = None) -> list[dict]:
     from .config import EXPENSE_POLICY
 
     p = Path(path) if path is not None else EXPENSE_POLICY / "sme_judgments.jsonl"
-    if not p.is_file():
-        raise DataError(f"{p}: file not found")
     last: dict[tuple[str, str], dict] = {}
-    with open(p, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{p.name}:{lineno}: malformed JSON ({err.msg} at column {err.colno})") from None
-            missing = [k for k in JUDGMENT_FIELDS if not isinstance(row, dict) or k not in row]
-            if missing:
-                raise DataError(f"{p.name}:{lineno}: missing field(s) {', '.join(missing)}")
-            if row["judgment"] not in JUDGMENTS:
-                raise DataError(f"{p.name}:{lineno}: judgment {row['judgment']!r} is not one of {', '.join(JUDGMENTS)}")
-            key = (str(row["query_id"]), str(row["corpus_id"]))
-            last.pop(key, None)
-            last[key] = row
+    for lineno, row in read_jsonl_rows(p, JUDGMENT_FIELDS):
+        if row["judgment"] not in JUDGMENTS:
+            raise DataError(f"{p.name}:{lineno}: judgment {row['judgment']!r} is not one of {', '.join(JUDGMENTS)}")
+        key = (str(row["query_id"]), str(row["corpus_id"]))
+        last.pop(key, None)
+        last[key] = row
     return list(last.values())

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from .data import Run, doc_text
+from .data import Run, doc_text, read_jsonl_rows
 from .errors import KitError
 
 if TYPE_CHECKING:
@@ -511,18 +511,9 @@ def load_faithfulness_examples(path: str | os.PathLike | None = None) -> list[di
     from .config import EXPENSE_POLICY
 
     p = Path(path) if path is not None else EXPENSE_POLICY / "faithfulness_examples.jsonl"
-    rows = []
-    with open(p, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                rows.append({"sentence": str(row["sentence"]), "passage": str(row["passage"]),
-                             "supported": bool(row["supported"]), "why": str(row.get("why", ""))})
-            except (ValueError, KeyError) as err:
-                raise KitError(f"{p.name}:{lineno}: not a faithfulness example ({err})") from None
-    return rows
+    return [{"sentence": str(row["sentence"]), "passage": str(row["passage"]), "supported": bool(row["supported"]),
+             "why": str(row.get("why", ""))}
+            for _, row in read_jsonl_rows(p, ("sentence", "passage", "supported"))]
 
 
 # --------------------------------------------------------------------------- an explorer for the notebook
