@@ -3,7 +3,9 @@
 A key is a fingerprint of everything that determines the artifact: for a trained model, the
 recipe's settings, the dataset's content (:meth:`kit.data.BeirDataset.fingerprint`), the base
 model and the kit's version; for embeddings, the encoding model's weights
-(:func:`kit.models.model_fingerprint`), its input length and the texts. Change any of them and
+(:func:`kit.models.model_fingerprint`), its input length and the texts; for re-ranker scores, the
+re-ranker's weights and each (query, passage) pair's texts (a pair is scored once, whichever call
+needs it first). Change any of them and
 the artifact is made again (and the log says why) instead of a stale one being reused.
 Everything is written to a uniquely named temporary file or folder and renamed when complete, so an
 interrupted run never leaves half an artifact. FAST and full runs use separate folders (see
@@ -110,7 +112,7 @@ def cached_model(name: str, key: dict, train: Callable[[], tuple[Any, dict]], *,
 
 
 def _drop_model(folder: Path, *, root: Path | None = None) -> None:
-    """Remove a cached model and the embeddings computed with its weights (invalidation per model)."""
+    """Remove a cached model and the embeddings and re-ranker scores computed with its weights (invalidation per model)."""
     try:
         weights = json.loads((folder / "kit_cache.json").read_text()).get("weights")
     except (OSError, ValueError):
@@ -118,6 +120,7 @@ def _drop_model(folder: Path, *, root: Path | None = None) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     if weights:
         shutil.rmtree((root or cache_root()) / "embeddings" / weights, ignore_errors=True)
+        ((root or cache_root()) / "reranked" / f"{fingerprint(weights)}.json").unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- embeddings
@@ -197,34 +200,84 @@ def clear(root: Path | None = None) -> None:
     shutil.rmtree(root or cache_root(), ignore_errors=True)
 
 
-__all__ = ["CachedModel", "cache_dir", "cached_encode", "cached_index", "cached_json", "cached_model", "clear",
-           "fingerprint"]
+__all__ = ["CachedModel", "cache_dir", "cached_encode", "cached_index", "cached_json", "cached_model", "cached_rerank",
+           "clear", "fingerprint", "remember_rerank"]
+
+
+def _pair_key(query: str, passage: str) -> str:
+    return hashlib.blake2b(json.dumps([query, passage], ensure_ascii=False).encode(), digest_size=8).hexdigest()
+
+
+def _pair_store(reranker, root: Path | None) -> Path:
+    from .models import model_fingerprint
+
+    return cache_dir("reranked", root=root) / f"{fingerprint(model_fingerprint(reranker))}.json"   # see _drop_model
+
+
+def _merge_pair_scores(path: Path, new: dict[str, float]) -> dict[str, float]:
+    """Add ``new`` to the store at ``path`` (read again just before writing, so concurrent writers
+    lose at most each other's latest additions, never the file), atomically."""
+    stored = _read_pair_scores(path)
+    stored.update(new)
+    atomic_write_text(path, json.dumps(stored))
+    return stored
+
+
+def _read_pair_scores(path: Path) -> dict[str, float]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def remember_rerank(reranker, corpus: Corpus, queries: dict, reranked: dict, depth: int, *,
+                    root: Path | None = None) -> int:
+    """Store scores the re-ranker already computed (each query's top ``depth`` of ``reranked``, as
+    :func:`kit.retrieval.rerank` returns it) so :func:`cached_rerank` never computes them again.
+
+    The recipe's own dev re-ranking (``RecipeResult.dev_reranked``) is stored this way by
+    :func:`kit.series.recipe_reranker`. Returns how many pairs were stored.
+
+    >>> remember_rerank(reranker, ds.corpus, dev_queries, result.dev_reranked, depth=20)   # doctest: +SKIP
+    """
+    from .data import doc_text
+    from .retrieval import top_run
+
+    new = {_pair_key(queries[q], doc_text(corpus[d])): float(s)
+           for q, docs in top_run(reranked, depth).items() for d, s in docs.items()}
+    if new:
+        _merge_pair_scores(_pair_store(reranker, root), new)
+    return len(new)
 
 
 def cached_rerank(reranker, corpus: Corpus, queries: dict, run: dict, depth: int, *, batch_size: int = 32,
                   root: Path | None = None) -> dict:
-    """:func:`kit.retrieval.rerank` of each query's top ``depth``, its scores cached by the re-ranker's
-    weights and the exact (query, passage) pairs, so a notebook re-run re-ranks nothing twice.
+    """:func:`kit.retrieval.rerank` of each query's top ``depth``, each (query, passage) pair scored once.
 
-    Returns the re-ranked top ``depth`` per query (no tail).
+    Scores are kept per pair of texts, under the re-ranker's weights and input length
+    (:func:`kit.models.model_fingerprint`): any later call that needs a pair already scored (another
+    depth, another first stage's candidates, another notebook, a re-run) reads it instead of
+    re-scoring it; only the missing pairs go through the model. Returns the re-ranked top ``depth``
+    per query (no tail), best first. Taught in ``notebooks/05_cross_encoder.ipynb``; notebooks 03
+    and 06 use it too.
 
     >>> reranked = cached_rerank(reranker, ds.corpus, queries, run, depth=20)   # doctest: +SKIP
     """
-    from .models import model_fingerprint
+    from .data import doc_text
     from .retrieval import rerank, top_run
 
     first = top_run(run, depth)
-    pairs = sorted((q, d) for q, docs in first.items() for d in docs)
-    key = fingerprint(model_fingerprint(reranker), [(queries[q], d) for q, d in pairs],
-                      [corpus[d].get("text", "")[:64] for _, d in pairs])
-    path = cache_dir("reranked", root=root) / f"{key}.json"
-    if path.is_file():
-        scores = json.loads(path.read_text())
-        out: dict = {}
-        for (q, d), s in zip(pairs, scores):
-            out.setdefault(q, {})[d] = s
-        return {q: dict(sorted(docs.items(), key=lambda x: (-x[1], x[0]))) for q, docs in out.items()}
-    reranked = top_run(rerank(reranker, corpus, queries, first, depth=depth, batch_size=batch_size,
-                              show_progress_bar=False), depth)
-    atomic_write_text(path, json.dumps([reranked[q][d] for q, d in pairs]))
-    return reranked
+    missing_q = [q for q in first if q not in queries]
+    if missing_q:
+        raise KitError(f"cached_rerank: query id {missing_q[0]!r} is in the run but not in queries")
+    keys = {q: {d: _pair_key(queries[q], doc_text(corpus[d])) for d in docs} for q, docs in first.items()}
+    path = _pair_store(reranker, root)
+    stored = _read_pair_scores(path)
+    todo = {q: {d: first[q][d] for d, k in ks.items() if k not in stored} for q, ks in keys.items()}
+    todo = {q: docs for q, docs in todo.items() if docs}
+    if todo:
+        scored = rerank(reranker, corpus, queries, todo, depth=depth, batch_size=batch_size, show_progress_bar=False)
+        stored = _merge_pair_scores(path, {keys[q][d]: s for q, docs in scored.items() for d, s in docs.items()})
+    return {q: dict(sorted(((d, stored[k]) for d, k in ks.items()), key=lambda x: (-x[1], x[0])))
+            for q, ks in keys.items()}

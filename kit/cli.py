@@ -92,7 +92,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import atomic_write_text, dev_split, load_beir
     from .evaluate import check_measures, evaluate, format_table, per_query
     from .models import choose_max_seq_length, load_bi_encoder, load_cross_encoder, read_kit_settings
-    from .retrieval import FIRST_STAGES, BM25Index, DenseIndex, choose_first_stage, mix_scores, rerank, top_run
+    from .retrieval import FIRST_STAGES, BM25Index, DenseIndex, choose_first_stage, mix_scores, rerank, top_run, with_tail
 
     for flag, value, low in (("--rerank-depth", args.rerank_depth, 1), ("--k", args.k, 1),
                              ("--batch-size", args.batch_size, 1)):
@@ -170,7 +170,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         timings[name] = time.perf_counter() - t
         weight = read_kit_settings(args.reranker).get("mix_weight") if Path(args.reranker).is_dir() else None
         if weight is not None:
-            runs[f"{name} + mix({weight})"] = mix_scores(first, top_run(runs[name], args.rerank_depth), weight)
+            mixed = mix_scores(first, top_run(runs[name], args.rerank_depth), weight)
+            runs[f"{name} + mix({weight})"] = with_tail(mixed, runs[chosen])    # the rest kept below: R@100 comparable
             notes["mix"] = f"re-ranker and first-stage scores mixed at weight {weight} (chosen on dev by train-ce)"
 
     kwargs = {"measures": measures} if measures else {}
@@ -363,9 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"per query (default {ce.random_negatives})")
     p.add_argument("--loss", default=ce.loss, choices=["mnrl", "lambda", "bce"],
                    help=f"mnrl (listwise, in-batch), lambda (listwise, nDCG-weighted) or bce (pointwise); default {ce.loss}")
-    p.add_argument("--head", default=ce.head, choices=["cosine", "mean", "cls"],
+    p.add_argument("--head", default=ce.head, choices=["gated", "cosine", "mean", "cls"],
                    help="the re-ranker's head on a bi-encoder: cosine of the query's and the passage's token means "
-                        "(default; starts where the retriever is), or a fresh linear layer on the mean or first token")
+                        "(default), the same cosine with each text read as the bi-encoder reads it plus gated "
+                        "cross-attention (gated: starts at the retriever's own ranking), or a fresh linear layer "
+                        "on the mean or first token")
     p.add_argument("--depth", type=int, default=ce.depth, help=f"candidates re-ranked per dev query (default {ce.depth})")
     p.add_argument("--first-stage", default=ce.first_stage, choices=["auto", "dense", "bm25", "rrf"],
                    help="candidate lists: auto = dense, BM25 or a fusion chosen on dev (default)")

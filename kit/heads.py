@@ -16,7 +16,7 @@ instead of at chance, as a fresh linear head does. Taught in ``notebooks/05_cros
 from __future__ import annotations
 
 import torch
-from sentence_transformers.base.modules import Module
+from sentence_transformers.base.modules import Module, Transformer
 
 from .errors import KitError
 
@@ -59,3 +59,59 @@ class SegmentCosine(Module):
         hub = {k: v for k, v in kwargs.items() if k in _HUB_KWARGS}
         module = cls(**cls.load_config(model_name_or_path, **hub))
         return cls.load_torch_weights(model_name_or_path, model=module, **hub)
+
+
+class GatedPairTransformer(Transformer):
+    """A transformer that reads a (query, passage) pair like a bi-encoder, plus gated cross-attention.
+
+    The pair arrives tokenized as usual (``[CLS] query [SEP] passage [SEP]``); each text is given its
+    own ``[CLS]`` and positions counting from 0, exactly as a bi-encoder encodes it alone, and
+    attention between the two texts gets an additive bias ``gate`` (learned; a very negative gate
+    blocks it, 0 is a plain cross-encoder). With :class:`SegmentCosine` on top and a very negative
+    gate, the re-ranker's score *is* the bi-encoder's cosine; at the default gate of -2 each token
+    already glances at the other text. Built by :func:`kit.models.cross_encoder_from`
+    (``head="gated"``); taught in ``notebooks/05_cross_encoder.ipynb``.
+    """
+
+    config_keys = [*Transformer.config_keys, "cross_attention_gate"]
+
+    def __init__(self, model_name_or_path: str, *, cross_attention_gate: float = -2.0, **kwargs):
+        super().__init__(model_name_or_path, **kwargs)
+        self.gate = torch.nn.Parameter(torch.tensor(float(cross_attention_gate)))
+
+    @property
+    def cross_attention_gate(self) -> float:        # what save_config writes (the learned value)
+        return round(float(self.gate.detach()), 6)
+
+    @classmethod
+    def from_transformer(cls, transformer: Transformer, gate: float = -2.0) -> "GatedPairTransformer":
+        """The same module (weights shared, not copied) read as a gated pair encoder."""
+        transformer.__class__ = cls
+        transformer.gate = torch.nn.Parameter(torch.tensor(float(gate), device=transformer.auto_model.device))
+        return transformer
+
+    def forward(self, features: dict, **kwargs) -> dict:
+        ids, mask = features["input_ids"], features["attention_mask"]
+        types = features.get("token_type_ids")
+        if types is None:
+            raise KitError("GatedPairTransformer needs token_type_ids: a BERT-style tokenizer that marks the pair's segments")
+        n_rows, length = ids.shape
+        at = torch.arange(length + 1, device=ids.device).unsqueeze(0)
+        n_query = ((types == 0) & (mask == 1)).sum(1, keepdim=True)          # [CLS] query [SEP]
+        n_all = mask.sum(1, keepdim=True)
+        source = torch.where(at < n_query, at, at - 1).clamp(0, length - 1)
+        new_ids = torch.where(at == n_query, self.tokenizer.cls_token_id, ids.gather(1, source))
+        valid = at <= n_all                                                 # one token longer: the passage's [CLS]
+        new_ids = torch.where(valid, new_ids, self.tokenizer.pad_token_id or 0)
+        second = ((at >= n_query) & valid).long()
+        positions = torch.where(at < n_query, at, at - n_query) * valid
+        same = second.unsqueeze(2) == second.unsqueeze(1)
+        bias = torch.where(same, torch.zeros((), device=ids.device), self.gate.to(ids.device))
+        neg = torch.finfo(self.auto_model.dtype).min / 2                   # padding: never attended
+        bias = torch.where(valid.unsqueeze(1), bias, torch.full((), neg, device=ids.device))
+        out = self.auto_model(input_ids=new_ids, attention_mask=bias.unsqueeze(1).to(self.auto_model.dtype),
+                              token_type_ids=torch.zeros_like(new_ids), position_ids=positions, return_dict=True)
+        features["token_embeddings"] = out.last_hidden_state
+        features["attention_mask"] = valid.long()
+        features["token_type_ids"] = second
+        return features

@@ -106,8 +106,11 @@ def load_cross_encoder(name_or_path: str | os.PathLike | None = None, *, device:
     re-ranker: its transformer reads the (query, passage) pair together, then a head scores it
     (notebook 05). ``head`` chooses the head a bi-encoder is given:
 
+    - ``"gated"``: the cosine head on :class:`kit.heads.GatedPairTransformer`, which reads each text
+      as the bi-encoder does, with a learned gate on attention between them: it starts at the
+      bi-encoder's own ranking plus a little cross-attention (the recipe's default, notebook 05);
     - ``"cosine"`` (default): :class:`kit.heads.SegmentCosine`, the cosine between the query's and
-      the passage's mean token vectors; it starts near what the bi-encoder knows, so little data moves it;
+      the passage's mean token vectors, read together as one sequence (starts below the bi-encoder);
     - ``"mean"``: a fresh one-logit linear layer on the mean of all token vectors;
     - ``"cls"``: a fresh one-logit layer on the first token through BERT's pooler, the classic
       cross-encoder layout of hub re-rankers; from a mean-pooling bi-encoder it starts at chance.
@@ -148,7 +151,7 @@ def _only_kit_modules(path: Path) -> bool:
             and all(t.startswith(("sentence_transformers.", "kit.heads.")) for t in types))
 
 
-RERANKER_HEADS = ("cosine", "mean", "cls")
+RERANKER_HEADS = ("gated", "cosine", "mean", "cls")
 
 
 def _modular_cross_encoder(path: str, head: str, *, device: str | None, max_length: int | None) -> "CrossEncoder":
@@ -158,9 +161,11 @@ def _modular_cross_encoder(path: str, head: str, *, device: str | None, max_leng
     from sentence_transformers.sentence_transformer.modules import Pooling
 
     transformer = Transformer(path, transformer_task="feature-extraction", max_seq_length=max_length)
-    if head == "cosine":
-        from .heads import SegmentCosine
+    if head in ("cosine", "gated"):
+        from .heads import GatedPairTransformer, SegmentCosine
 
+        if head == "gated":
+            transformer = GatedPairTransformer.from_transformer(transformer)
         # scores are scaled cosines: no sigmoid on top (their order is what re-ranking uses)
         transformer.auto_model.config.num_labels = 1
         return CrossEncoder(modules=[transformer, SegmentCosine(scale=1.0)], device=device,
@@ -196,8 +201,11 @@ def cross_encoder_from(bi_encoder, head: str = "cosine", *, max_length: int | No
     transformer = copy.deepcopy(bi_encoder[0])
     if max_length is not None:
         transformer.max_seq_length = max_length
-    if head == "cosine":
-        from .heads import SegmentCosine
+    if head in ("cosine", "gated"):
+        from .heads import GatedPairTransformer, SegmentCosine
+
+        if head == "gated":
+            transformer = GatedPairTransformer.from_transformer(transformer)
 
         transformer.auto_model.config.num_labels = 1
         return CrossEncoder(modules=[transformer, SegmentCosine(scale=1.0)], device=str(bi_encoder.device),

@@ -61,6 +61,7 @@ class RecipeResult:
     first_stage: FirstStageChoice | None = None
     mix_weight: float | None = None
     negatives: dict[str, list[str]] = field(default_factory=dict)
+    dev_reranked: dict | None = None   # the re-ranker's scores of the dev candidates (train_ce_recipe), to reuse
 
 
 def _measure_encode(model, texts: list[str], batch_size: int) -> float:
@@ -242,7 +243,7 @@ class CrossRecipe:
 
     base: str | None = None            # the weights the re-ranker starts from; None: the retriever's own
     retriever: str = DEFAULT_MODEL     # the bi-encoder whose candidates it learns to re-rank (and mixes with)
-    head: str = "cosine"               # cosine (query vs passage token means), mean or cls (a fresh linear layer)
+    head: str = "cosine"               # cosine (query vs passage token means), gated, mean or cls (see load_cross_encoder)
     split: str = "train"
     dev_split: str | None = None
     hard_negatives: int = 3            # per query, from the first stage's ranks range_min..range_max
@@ -399,7 +400,8 @@ def train_ce_recipe(ds: "BeirDataset", recipe: CrossRecipe | None = None, *, log
     log(f"best dev {measures[0]} {best[measures[0]]:.4f} at step {result.best_step} (step 0: {start[measures[0]]:.4f}; "
         f"first stage alone {grid[0.0]:.4f}); mixing weight chosen on dev: {weight} ({grid[weight]:.4f}); "
         f"{result.steps} steps in {format_seconds(result.seconds)}")
-    return RecipeResult(result.model, result, summary, length=length, first_stage=stage, mix_weight=weight)
+    return RecipeResult(result.model, result, summary, length=length, first_stage=stage, mix_weight=weight,
+                        dev_reranked=top_run(reranked, recipe.depth))
 
 
 def _measure_pairs(model, pairs: list[tuple[str, str]]) -> float:

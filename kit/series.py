@@ -20,7 +20,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from .cache import CachedModel, cached_model
+from .cache import CachedModel, cached_model, remember_rerank
 from .config import pick
 from .data import positive_pairs
 from .models import DEFAULT_MODEL, load_bi_encoder, load_cross_encoder, model_identity
@@ -215,6 +215,8 @@ def recipe_reranker(ds: "BeirDataset", retriever: CachedModel, recipe: CrossReci
 
     def train():
         result = train_ce_recipe(ds, recipe, retriever=retriever.model, log=quiet, progress=False)
+        # its dev re-ranking, kept for the notebook's later uses of the same pairs (cached_rerank)
+        remember_rerank(result.model, ds.corpus, ds.queries, result.dev_reranked, recipe.depth)
         return result.model, result.summary
 
     key = {"recipe": asdict(recipe), "data": ds.fingerprint(),

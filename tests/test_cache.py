@@ -9,6 +9,7 @@ import torch
 
 from kit.cache import cached_encode, cached_index, cached_json, cached_model, fingerprint
 from kit.data import BeirDataset
+from kit.errors import KitError
 
 
 class TinyModel(torch.nn.Module):
@@ -31,6 +32,10 @@ class TinyModel(torch.nn.Module):
                     bag[r, ord(ch) - 97] += 1
         out = bag @ self.w.detach().numpy()
         return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    def predict(self, pairs, **kwargs):
+        q, p = self.encode([a for a, _ in pairs]), self.encode([b for _, b in pairs])
+        return (q * p).sum(1)
 
     def save(self, path):
         torch.save(self.state_dict(), f"{path}/w.pt")
@@ -90,20 +95,25 @@ def test_embeddings_are_keyed_by_the_weights_not_a_name(tmp_path):
     assert m1.calls == 3
 
 
-def test_retraining_a_model_drops_only_its_own_embeddings(tmp_path):
+def test_retraining_a_model_drops_only_its_own_embeddings_and_scores(tmp_path):
+    from kit.cache import cached_rerank
+
     seeds = iter([1, 2])
     train = lambda: (TinyModel(next(seeds)), {})
     old = cached_model("m", {"v": 1}, train, loader=load_tiny, root=tmp_path)
     other = TinyModel(9)
-    cached_encode(old.model, ["a b"], root=tmp_path)
-    cached_encode(other, ["a b"], root=tmp_path)
-    emb = tmp_path / "embeddings"
-    assert len(list(emb.iterdir())) == 2
+    corpus, queries, run = {"d": {"title": "", "text": "taxi"}}, {"q": "a taxi"}, {"q": {"d": 1.0}}
+    for model in (old.model, other):
+        cached_encode(model, ["a b"], root=tmp_path)
+        cached_rerank(model, corpus, queries, run, 1, root=tmp_path)
+    emb, scores = tmp_path / "embeddings", tmp_path / "reranked"
+    assert len(list(emb.iterdir())) == 2 and len(list(scores.iterdir())) == 2
     cached_model("m", {"v": 2}, train, loader=load_tiny, root=tmp_path)
     left = [p.name for p in emb.iterdir()]
     from kit.models import model_fingerprint
 
     assert left == [model_fingerprint(other)]               # the other model's vectors survive
+    assert [p.name for p in scores.iterdir()] == [f"{fingerprint(model_fingerprint(other))}.json"]   # and its scores
 
 
 def test_cached_index_matches_a_fresh_one(tmp_path):
@@ -151,3 +161,49 @@ def test_interrupted_training_leaves_nothing(tmp_path):
     assert list((tmp_path / "models" / "m").iterdir()) == []
     meta = cached_model("m", {"v": 1}, lambda: (TinyModel(), {"ok": True}), loader=load_tiny, root=tmp_path)
     assert json.loads((meta.path / "kit_cache.json").read_text())["meta"] == {"ok": True}
+
+
+class PairCounter(torch.nn.Module):
+    """A stand-in re-ranker: scores a pair by shared letters (scaled by its weight) and counts the pairs it scored."""
+
+    max_seq_length = 16
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(scale))
+        self.scored: list[tuple[str, str]] = []
+
+    def predict(self, pairs, **kwargs):
+        self.scored += list(pairs)
+        return np.array([float(self.scale) * len(set(q) & set(p)) for q, p in pairs])
+
+
+def test_cached_rerank_scores_each_pair_once_across_depths_runs_and_stored_results(tmp_path):
+    from kit.cache import cached_rerank, remember_rerank
+    from kit.retrieval import rerank
+
+    corpus = {d: {"title": "", "text": t} for d, t in {"a": "taxi", "b": "hotel", "c": "meal", "d": "flight"}.items()}
+    queries = {"q1": "taxi fare", "q2": "hotel meal"}
+    run = {"q1": {"a": 3.0, "b": 2.0, "c": 1.0, "d": 0.5}, "q2": {"b": 3.0, "c": 2.0, "a": 1.0}}
+    model = PairCounter()
+    shallow = cached_rerank(model, corpus, queries, run, 2, root=tmp_path)
+    assert len(model.scored) == 4
+    deep = cached_rerank(model, corpus, queries, run, 3, root=tmp_path)       # only the third candidates are new
+    assert len(model.scored) == 6
+    fresh = rerank(PairCounter(), corpus, queries, run, depth=3)
+    assert deep == {q: {d: fresh[q][d] for d in list(fresh[q])[:3]} for q in run}
+    assert set(shallow["q1"]) == {"a", "b"} and list(deep["q1"]) == list(fresh["q1"])[:3]
+    other = {"q1": {"d": 1.0, "a": 0.5}}                                          # another first stage: d is new
+    cached_rerank(model, corpus, queries, other, 2, root=tmp_path)
+    assert len(model.scored) == 7
+    changed = PairCounter(scale=2.0)                                             # other weights: nothing is reused
+    assert cached_rerank(changed, corpus, queries, run, 2, root=tmp_path)["q1"]["a"] == 2 * deep["q1"]["a"]
+    assert len(changed.scored) == 4
+    seeded = PairCounter(scale=3.0)                                              # scores computed elsewhere are kept
+    assert remember_rerank(seeded, corpus, queries, rerank(PairCounter(scale=3.0), corpus, queries, run, depth=2), 2,
+                           root=tmp_path) == 4
+    cached_rerank(seeded, corpus, queries, run, 2, root=tmp_path)
+    assert seeded.scored == []
+    with pytest.raises(KitError, match="'q9'"):
+        cached_rerank(model, corpus, queries, {"q9": {"a": 1.0}}, 2, root=tmp_path)
+    assert not list(tmp_path.rglob("*.tmp*"))

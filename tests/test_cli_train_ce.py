@@ -23,14 +23,15 @@ def last_json(text: str) -> dict:
 
 
 @pytest.mark.slow
-def test_train_ce_happy_path_then_evaluate(dev_dir, tmp_path, capsys):
+@pytest.mark.parametrize("head", ["cosine", "gated"])
+def test_train_ce_happy_path_then_evaluate(dev_dir, tmp_path, capsys, head):
     out = tmp_path / "reranker"
     assert main(["train-ce", str(dev_dir), "--out", str(out), "--hard-negatives", "1", "--random-negatives", "1",
-                 *FAST]) == 0
+                 "--head", head, *FAST]) == 0
     captured = capsys.readouterr()
     result = last_json(captured.out)
     assert result["steps"] == 2 and result["dev_split"] == "dev" and result["loss"] == "mnrl"
-    assert result["head"] == "cosine" and 0.0 <= result["mix_weight"] <= 1.0
+    assert result["head"] == head and 0.0 <= result["mix_weight"] <= 1.0
     assert set(result["dev"]) == {"nDCG@10", "RR@10"}
     assert result["first_stage"] in ("dense", "bm25", "rrf") or result["first_stage"].startswith("weighted(")
     assert "first stage:" in captured.err and "dev evaluation (" in captured.err

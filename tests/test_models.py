@@ -70,3 +70,39 @@ def test_cross_encoder_from_bi_encoder_keeps_its_weights_and_gets_the_asked_head
     assert [type(m).__name__ for m in fresh] == ["Transformer", "Pooling", "Dense"]
     assert torch.equal(words(fresh), words(bi))
     assert fresh.predict(pairs).shape == (2,)
+
+
+def test_gated_pair_encoder_starts_as_the_bi_encoder_and_saves_its_learned_gate(tmp_path):
+    from kit.heads import GatedPairTransformer
+    from kit.models import cross_encoder_from, load_cross_encoder, save_model
+
+    bi = load_bi_encoder()
+    pairs = [("can I take a taxi to the airport?", "Taxis to the airport are reimbursed on a business trip."),
+             ("hotel cap", "Meals abroad follow the local per diem.")]
+    cosines = [float(torch.nn.functional.cosine_similarity(*torch.tensor(bi.encode(list(p))), dim=0)) for p in pairs]
+    gated = cross_encoder_from(bi, "gated")
+    assert [type(m).__name__ for m in gated] == ["GatedPairTransformer", "SegmentCosine"]
+    assert type(bi[0]).__name__ == "Transformer"                     # the retriever itself is left as it was
+    with torch.no_grad():
+        gated[0].gate.fill_(-1e4)                                     # no attention across the two texts
+    np.testing.assert_allclose(gated.predict(pairs), cosines, atol=1e-4)   # exactly the bi-encoder's cosine
+    with torch.no_grad():
+        gated[0].gate.fill_(-2.0)                                     # the default: a glance across
+    glance = gated.predict(pairs)
+    assert np.abs(glance - cosines).max() > 1e-3
+    with torch.no_grad():
+        gated[0].gate.fill_(-1.25)                                    # as if learned
+    learned = gated.predict(pairs)
+    save_model(gated, tmp_path / "ce")
+    back = load_cross_encoder(tmp_path / "ce")
+    assert isinstance(back[0], GatedPairTransformer) and back[0].cross_attention_gate == -1.25
+    np.testing.assert_allclose(back.predict(pairs), learned, atol=1e-5)
+
+
+def test_the_gate_learns_at_the_head_rate():
+    from kit.models import cross_encoder_from
+    from kit.train.cross import RerankerConfig, _optimizer
+
+    opt = _optimizer(cross_encoder_from(load_bi_encoder(), "gated"), RerankerConfig(learning_rate=1e-5, head_learning_rate=1e-3))
+    fast = opt.param_groups[1]
+    assert fast["lr"] == 1e-3 and len(fast["params"]) == 2 and all(p.dim() == 0 for p in fast["params"])  # gate, scale

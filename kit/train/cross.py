@@ -199,7 +199,7 @@ def _optimizer(model, cfg: RerankerConfig):
         if not p.requires_grad:
             continue
         fresh = ("classifier" in name or ".pooler." in name) if not name.split(".")[0].isdigit() \
-            else not name.startswith("0.")
+            else not name.startswith("0.") or name == "0.gate"     # the gated pair encoder's gate is new too
         (head if fresh else body).append(p)
     if not head:
         return None
