@@ -2,9 +2,12 @@
 
 :class:`SegmentCosine` scores a (query, passage) pair read together by one transformer as the
 cosine between the mean of the query's token vectors and the mean of the passage's. Built from a
-bi-encoder's weights, it starts where the retriever already is (query and answer vectors close)
-instead of at chance, as a fresh linear head does. Taught in ``notebooks/05_cross_encoder.ipynb``;
-:func:`kit.models.load_cross_encoder` builds it (``head="cosine"``).
+bi-encoder's weights, it starts far above chance (query and answer vectors close), where a fresh
+linear head starts at chance, but below the retriever: read as one sequence, the texts' vectors
+change. :class:`GatedPairTransformer` keeps each text's own reading and gates the attention between
+them, so with this head on top it starts at the bi-encoder's own cosine. Taught in
+``notebooks/05_cross_encoder.ipynb``; :func:`kit.models.load_cross_encoder` builds them
+(``head="cosine"``, ``head="gated"``).
 
 >>> import torch
 >>> head = SegmentCosine(scale=1.0)
@@ -71,6 +74,10 @@ class GatedPairTransformer(Transformer):
     gate, the re-ranker's score *is* the bi-encoder's cosine; at the default gate of -2 each token
     already glances at the other text. Built by :func:`kit.models.cross_encoder_from`
     (``head="gated"``); taught in ``notebooks/05_cross_encoder.ipynb``.
+
+    >>> reranker = cross_encoder_from(retriever, "gated")      # doctest: +SKIP
+    >>> reranker[0].cross_attention_gate                        # doctest: +SKIP
+    -2.0
     """
 
     config_keys = [*Transformer.config_keys, "cross_attention_gate"]
