@@ -120,7 +120,7 @@ def _drop_model(folder: Path, *, root: Path | None = None) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     if weights:
         shutil.rmtree((root or cache_root()) / "embeddings" / weights, ignore_errors=True)
-        ((root or cache_root()) / "reranked" / f"{fingerprint(weights)}.json").unlink(missing_ok=True)
+        _pair_store(weights, root).unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- embeddings
@@ -208,10 +208,9 @@ def _pair_key(query: str, passage: str) -> str:
     return hashlib.blake2b(json.dumps([query, passage], ensure_ascii=False).encode(), digest_size=8).hexdigest()
 
 
-def _pair_store(reranker, root: Path | None) -> Path:
-    from .models import model_fingerprint
-
-    return cache_dir("reranked", root=root) / f"{fingerprint(model_fingerprint(reranker))}.json"   # see _drop_model
+def _pair_store(weights: str, root: Path | None) -> Path:
+    """The score store of the re-ranker whose weights have this :func:`kit.models.model_fingerprint`."""
+    return cache_dir("reranked", root=root) / f"{fingerprint(weights)}.json"
 
 
 def _merge_pair_scores(path: Path, new: dict[str, float]) -> dict[str, float]:
@@ -242,12 +241,13 @@ def remember_rerank(reranker, corpus: Corpus, queries: dict, reranked: dict, dep
     >>> remember_rerank(reranker, ds.corpus, dev_queries, result.dev_reranked, depth=20)   # doctest: +SKIP
     """
     from .data import doc_text
+    from .models import model_fingerprint
     from .retrieval import top_run
 
     new = {_pair_key(queries[q], doc_text(corpus[d])): float(s)
            for q, docs in top_run(reranked, depth).items() for d, s in docs.items()}
     if new:
-        _merge_pair_scores(_pair_store(reranker, root), new)
+        _merge_pair_scores(_pair_store(model_fingerprint(reranker), root), new)
     return len(new)
 
 
@@ -265,6 +265,7 @@ def cached_rerank(reranker, corpus: Corpus, queries: dict, run: dict, depth: int
     >>> reranked = cached_rerank(reranker, ds.corpus, queries, run, depth=20)   # doctest: +SKIP
     """
     from .data import doc_text
+    from .models import model_fingerprint
     from .retrieval import rerank, top_run
 
     first = top_run(run, depth)
@@ -272,7 +273,7 @@ def cached_rerank(reranker, corpus: Corpus, queries: dict, run: dict, depth: int
     if missing_q:
         raise KitError(f"cached_rerank: query id {missing_q[0]!r} is in the run but not in queries")
     keys = {q: {d: _pair_key(queries[q], doc_text(corpus[d])) for d in docs} for q, docs in first.items()}
-    path = _pair_store(reranker, root)
+    path = _pair_store(model_fingerprint(reranker), root)
     stored = _read_pair_scores(path)
     todo = {q: {d: first[q][d] for d, k in ks.items() if k not in stored} for q, ks in keys.items()}
     todo = {q: docs for q, docs in todo.items() if docs}

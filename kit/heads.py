@@ -102,7 +102,7 @@ class GatedPairTransformer(Transformer):
         types = features.get("token_type_ids")
         if types is None:
             raise KitError("GatedPairTransformer needs token_type_ids: a BERT-style tokenizer that marks the pair's segments")
-        n_rows, length = ids.shape
+        length = ids.shape[1]
         at = torch.arange(length + 1, device=ids.device).unsqueeze(0)
         n_query = ((types == 0) & (mask == 1)).sum(1, keepdim=True)          # [CLS] query [SEP]
         n_all = mask.sum(1, keepdim=True)

@@ -108,7 +108,7 @@ def load_cross_encoder(name_or_path: str | os.PathLike | None = None, *, device:
 
     - ``"gated"``: the cosine head on :class:`kit.heads.GatedPairTransformer`, which reads each text
       as the bi-encoder does, with a learned gate on attention between them: it starts at the
-      bi-encoder's own ranking plus a little cross-attention (the recipe's default, notebook 05);
+      bi-encoder's own ranking plus a little cross-attention (notebook 05, exercise 6);
     - ``"cosine"`` (default): :class:`kit.heads.SegmentCosine`, the cosine between the query's and
       the passage's mean token vectors, read together as one sequence (starts below the bi-encoder);
     - ``"mean"``: a fresh one-logit linear layer on the mean of all token vectors;
@@ -154,13 +154,13 @@ def _only_kit_modules(path: Path) -> bool:
 RERANKER_HEADS = ("gated", "cosine", "mean", "cls")
 
 
-def _modular_cross_encoder(path: str, head: str, *, device: str | None, max_length: int | None) -> "CrossEncoder":
+def _cross_encoder_on(transformer, head: str, device: str | None) -> "CrossEncoder":
+    """A CrossEncoder of ``transformer`` (a bi-encoder's module) and the scoring ``head`` (not "cls")."""
     import torch
     from sentence_transformers import CrossEncoder
-    from sentence_transformers.base.modules import Dense, Transformer
+    from sentence_transformers.base.modules import Dense
     from sentence_transformers.sentence_transformer.modules import Pooling
 
-    transformer = Transformer(path, transformer_task="feature-extraction", max_seq_length=max_length)
     if head in ("cosine", "gated"):
         from .heads import GatedPairTransformer, SegmentCosine
 
@@ -175,6 +175,13 @@ def _modular_cross_encoder(path: str, head: str, *, device: str | None, max_leng
     return CrossEncoder(modules=[transformer, Pooling(dim, "mean"), linear], device=device)
 
 
+def _modular_cross_encoder(path: str, head: str, *, device: str | None, max_length: int | None) -> "CrossEncoder":
+    from sentence_transformers.base.modules import Transformer
+
+    return _cross_encoder_on(Transformer(path, transformer_task="feature-extraction", max_seq_length=max_length),
+                             head, device)
+
+
 def cross_encoder_from(bi_encoder, head: str = "cosine", *, max_length: int | None = None) -> "CrossEncoder":
     """A re-ranker that starts from a bi-encoder already in memory (e.g. the retriever you just fine-tuned).
 
@@ -187,11 +194,6 @@ def cross_encoder_from(bi_encoder, head: str = "cosine", *, max_length: int | No
     import copy
     import tempfile
 
-    import torch
-    from sentence_transformers import CrossEncoder
-    from sentence_transformers.base.modules import Dense
-    from sentence_transformers.sentence_transformer.modules import Pooling
-
     if head not in RERANKER_HEADS:
         raise KitError(f"cross_encoder_from: head must be one of {', '.join(RERANKER_HEADS)}, got {head!r}")
     if head == "cls":
@@ -201,18 +203,7 @@ def cross_encoder_from(bi_encoder, head: str = "cosine", *, max_length: int | No
     transformer = copy.deepcopy(bi_encoder[0])
     if max_length is not None:
         transformer.max_seq_length = max_length
-    if head in ("cosine", "gated"):
-        from .heads import GatedPairTransformer, SegmentCosine
-
-        if head == "gated":
-            transformer = GatedPairTransformer.from_transformer(transformer)
-
-        transformer.auto_model.config.num_labels = 1
-        return CrossEncoder(modules=[transformer, SegmentCosine(scale=1.0)], device=str(bi_encoder.device),
-                            activation_fn=torch.nn.Identity())
-    dim = transformer.auto_model.config.hidden_size
-    linear = Dense(dim, 1, activation_function=torch.nn.Identity(), module_output_name="scores")
-    return CrossEncoder(modules=[transformer, Pooling(dim, "mean"), linear], device=str(bi_encoder.device))
+    return _cross_encoder_on(transformer, head, str(bi_encoder.device))
 
 
 def _st_model_type(path: Path) -> str | None:
