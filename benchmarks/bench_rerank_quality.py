@@ -4,7 +4,10 @@ For each re-ranker folder saved by ``python -m kit train-ce`` (or notebook 05's,
 first stage chosen on dev with ``--retriever``) are re-scored to ``--depth`` and mixed with the first
 stage at the weight the recipe chose on dev (saved with the model). Printed per re-ranker: test
 nDCG@10 of the first stage, the re-ranker alone and the mix; the paired bootstrap interval of mix
-minus first stage over queries and its p-value; and the running example's answer rank. The target
+minus first stage over queries and its p-value; the running example's answer rank; and the blind
+spot of the judgments (queries whose top passage is unjudged for the first stage, the re-ranker, and
+both with the same passage; for the bundled data, how many of those come from another writer's part,
+which that writer never judged: see the datasheet's known limitations). The target
 (issue 10): mix minus the fine-tuned retriever at least +0.03 with p < 0.05. Test is only read here,
 never used to choose anything. About 80 s per re-ranker on 2 cores.
 
@@ -20,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kit.data import load_beir  # noqa: E402
+from kit.analysis import unjudged_tops  # noqa: E402
+from kit.data import load_beir, read_jsonl_rows  # noqa: E402
 from kit.evaluate import bootstrap_ci, evaluate, paired_test, per_query  # noqa: E402
 from kit.models import load_bi_encoder, load_cross_encoder, read_kit_settings  # noqa: E402
 from kit.recipes import first_stage_runs  # noqa: E402
@@ -31,6 +35,25 @@ from kit.series import EXAMPLE  # noqa: E402
 def rank(run: dict, query_id: str, doc_id: str) -> int | None:
     docs = list(run.get(query_id, {}))
     return docs.index(doc_id) + 1 if doc_id in docs else None
+
+
+def writer_parts(folder: str) -> dict[str, str]:
+    """Which writer's part each passage came from, where the folder keeps its sources (the bundled data)."""
+    parts = {}
+    for f in sorted((Path(folder) / "source").glob("*_passages.jsonl")):
+        for _, row in read_jsonl_rows(f, ("_id",)):
+            parts[row["_id"]] = f.name.split("_")[0]
+    return parts
+
+
+def blind_spot(runs: dict, qrels: dict, parts: dict[str, str]) -> dict:
+    """Queries whose top passage is unjudged in each run and in all (the same passage), and how many
+    of the shared ones come from another writer's part than the query's judged passages."""
+    counts, shared = unjudged_tops(runs, qrels)
+    if parts:
+        counts["same unjudged top, from another writer's part"] = sum(
+            parts.get(row.top_doc) not in {parts.get(d) for d in qrels[q]} for q, row in shared.iterrows())
+    return counts
 
 
 def main() -> None:
@@ -46,7 +69,7 @@ def main() -> None:
     queries, qrels = ds.split("test")
     first = top_run(runs["test"], args.depth)
     base = per_query(first, qrels)["nDCG@10"]
-    results = {}
+    results, parts = {}, writer_parts(args.data)
     for folder in args.rerankers:
         weight = read_kit_settings(folder).get("mix_weight")
         cached = Path(folder) / "kit_cache.json"              # notebook 05's model in the kit's cache
@@ -66,11 +89,13 @@ def main() -> None:
             "example answer rank (first, re-ranker, mixed)": [rank(r, EXAMPLE.query_id, EXAMPLE.answer)
                                                               for r in (first, reranked, mixed)]
             if EXAMPLE.query_id in queries else None,
-            "target met (>= +0.03, p < 0.05)": bool(diff >= 0.03 and paired_test(scores, base) < 0.05)}
+            "target met (>= +0.03, p < 0.05)": bool(diff >= 0.03 and paired_test(scores, base) < 0.05),
+            "blind spot": blind_spot({"first stage": first, "re-ranker": reranked}, qrels, parts)}
         r = results[folder]
         print(f"{folder}: first stage {r['first stage']:.4f}, re-ranker alone {r['re-ranker alone']:.4f}, "
               f"mixed (w={weight}) {r['mixed']:.4f}: {diff:+.4f} (95% {low:+.4f} to {high:+.4f}), p = {r['p']:.3g}",
               flush=True)
+        print(f"  where the judgments cannot tell: {r['blind spot']}", flush=True)
     print(json.dumps({"first_stage": stage.chosen.name, "depth": args.depth, "results": results}))
 
 

@@ -188,6 +188,43 @@ def ranking_failures(run: Run, qrels: Qrels, *, prefer: Sequence[str] = ()) -> p
     return pd.concat([frame.loc[first], rest])
 
 
+def unjudged_tops(runs: dict[str, Run], qrels: Qrels) -> tuple[dict[str, int], pd.DataFrame]:
+    """Where the judgments cannot tell: queries whose top passage in each run is not judged at all.
+
+    An unjudged passage scores as wrong, but judgments are rarely complete: it may answer the query
+    as well as the judged one. When two independently trained models put the *same* unjudged passage
+    first, the metric cannot credit a re-ranker for agreeing with the retriever, nor tell whether
+    moving it down is an improvement. Returns the counts (``queries``, ``top unjudged: NAME`` for each
+    run, ``same unjudged top in all``) and one row per query of the last kind (index ``query_id``:
+    ``top_doc``, ``answer_doc``, the judged answer ranked best in the first run). Taught in
+    ``notebooks/05_cross_encoder.ipynb``.
+
+    >>> counts, shared = unjudged_tops({"a": {"q1": {"x": .9, "d": .5}, "q2": {"d": .9}},
+    ...                                 "b": {"q1": {"x": .8, "d": .7}, "q2": {"y": .9, "d": .1}}},
+    ...                                {"q1": {"d": 2}, "q2": {"d": 2}})
+    >>> counts, shared.top_doc.to_dict()
+    ({'queries': 2, 'top unjudged: a': 1, 'top unjudged: b': 2, 'same unjudged top in all': 1}, {'q1': 'x'})
+    """
+    if not runs:
+        raise KitError("unjudged_tops: give at least one run")
+    tops: dict[str, dict[str, str]] = {}
+    for name, run in runs.items():
+        tops[name] = {}
+        for q, judged in qrels.items():
+            ranked = sorted(run.get(q, {}).items(), key=lambda x: (-x[1], x[0]))
+            if ranked and ranked[0][0] not in judged:
+                tops[name][q] = ranked[0][0]
+    first = next(iter(runs))
+    shared = [q for q, d in tops[first].items() if all(tops[n].get(q) == d for n in runs)]
+    failures = ranking_failures(runs[first], {q: qrels[q] for q in shared})
+    counts = {"queries": len(qrels), **{f"top unjudged: {n}": len(t) for n, t in tops.items()},
+              "same unjudged top in all": len(shared)}
+    frame = failures[["top_doc", "answer_doc"]].loc[sorted(shared)] if shared else \
+        pd.DataFrame(columns=["top_doc", "answer_doc"])
+    frame.index.name = "query_id"
+    return counts, frame
+
+
 def pair_similarities_from_index(index: "DenseIndex", query_embeddings: np.ndarray, ds: "BeirDataset",
                                  split: str = "test", *, negatives: dict[str, list[str]] | None = None,
                                  seed: int = 42) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import pytest
 from kit.data import load_beir
 from kit.errors import KitError
 from kit.analysis import (duplicate_batch_rate, pair_similarities, pair_similarities_from_index, pair_summary,
-                          rank_disagreements, ranking_failures, top_unjudged)
+                          rank_disagreements, ranking_failures, top_unjudged, unjudged_tops)
 from kit.plots import encoder_diagram
 from kit.retrieval import DenseIndex
 
@@ -54,6 +54,23 @@ def test_ranking_failures_rows_scores_and_order():
     # by decreasing margin (NaN last), the preferred query first when it fails
     assert list(ranking_failures(RUN, QRELS).index) == ["q3", "q1", "q4"]
     assert list(ranking_failures(RUN, QRELS, prefer=["q1", "q2"]).index) == ["q1", "q3", "q4"]
+
+
+def test_unjudged_tops_counts_each_run_and_keeps_only_the_same_unjudged_passage():
+    other = {"q1": {"x": 0.3, "a": 0.9},               # the answer first: not unjudged here
+             "q3": {"w": 0.9, "r": 0.1},               # unjudged w first (in RUN, judged r is first)
+             "q4": {"v": 0.8}}                          # the same unjudged v as RUN
+    counts, shared = unjudged_tops({"retriever": RUN, "re-ranker": other}, QRELS)
+    assert counts == {"queries": 4, "top unjudged: retriever": 2, "top unjudged: re-ranker": 2,
+                      "same unjudged top in all": 1}
+    assert shared.to_dict("index") == {"q4": {"top_doc": "v", "answer_doc": "e"}}
+    counts, shared = unjudged_tops({"retriever": RUN}, QRELS)   # one run: all its unjudged tops
+    assert counts["same unjudged top in all"] == 2 and list(shared.index) == ["q1", "q4"]
+    assert shared.loc["q1", "answer_doc"] == "a"
+    counts, shared = unjudged_tops({"retriever": {}}, QRELS)
+    assert counts["same unjudged top in all"] == 0 and shared.empty
+    with pytest.raises(KitError, match="at least one run"):
+        unjudged_tops({}, QRELS)
 
 
 def test_pair_similarities_from_index_matches_encoding_again(tiny_dir):
