@@ -204,17 +204,18 @@ def recipe_retriever(ds: "BeirDataset", recipe: BiRecipe | None = None, *, name:
 
 
 def recipe_reranker(ds: "BeirDataset", retriever: CachedModel, recipe: CrossRecipe | None = None, *,
-                    name: str = "ce-recipe", refresh: bool = False) -> CachedModel:
+                    name: str = "ce-recipe", refresh: bool = False, index=None) -> CachedModel:
     """The re-ranker of notebook 05's recipe, trained once on ``retriever``'s candidates.
 
     ``.meta`` holds the recipe's summary, including the dev-chosen ``mix_weight`` and first stage.
+    ``index``: the retriever's index of the corpus, if built already (``kit.cache.cached_index``).
 
     >>> reranker = recipe_reranker(ds, recipe_retriever(ds)).model      # doctest: +SKIP
     """
     recipe = recipe or series_ce_recipe()
 
     def train():
-        result = train_ce_recipe(ds, recipe, retriever=retriever.model, log=quiet, progress=False)
+        result = train_ce_recipe(ds, recipe, retriever=retriever.model, log=quiet, progress=False, index=index)
         # its dev re-ranking, kept for the notebook's later uses of the same pairs (cached_rerank)
         remember_rerank(result.model, ds.corpus, ds.queries, result.dev_reranked, recipe.depth)
         return result.model, result.summary
