@@ -192,9 +192,9 @@ def unjudged_tops(runs: dict[str, Run], qrels: Qrels) -> tuple[dict[str, int], p
     """Where the judgments cannot tell: queries whose top passage in each run is not judged at all.
 
     An unjudged passage scores as wrong, but judgments are rarely complete: it may answer the query
-    as well as the judged one. When two independently trained models put the *same* unjudged passage
-    first, the metric cannot credit a re-ranker for agreeing with the retriever, nor tell whether
-    moving it down is an improvement. Returns the counts (``queries``, ``top unjudged: NAME`` for each
+    as well as the judged one. When two models (a retriever and its re-ranker) put the *same* unjudged
+    passage first, the metric cannot credit the re-ranker for agreeing with the retriever, nor tell
+    whether moving it down would be an improvement. Returns the counts (``queries``, ``top unjudged: NAME`` for each
     run, ``same unjudged top in all``) and one row per query of the last kind (index ``query_id``:
     ``top_doc``, ``answer_doc``, the judged answer ranked best in the first run). Taught in
     ``notebooks/05_cross_encoder.ipynb``.
