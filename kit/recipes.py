@@ -312,6 +312,9 @@ def first_stage_runs(ds: "BeirDataset", retriever, splits: dict[str, int], *, fi
     return runs, choice
 
 
+PAIR_TOKENS_PER_PASS = 96 * 192   # (query, passage) tokens one forward pass of a re-ranker step may hold (about 8 GB on CPU)
+
+
 def train_ce_recipe(ds: "BeirDataset", recipe: CrossRecipe | None = None, *, log: Log = stderr_log,
                     retriever=None, callbacks: list | None = None, progress: bool = True,
                     index: DenseIndex | None = None) -> RecipeResult:
@@ -353,12 +356,17 @@ def train_ce_recipe(ds: "BeirDataset", recipe: CrossRecipe | None = None, *, log
                          batch_size=recipe.batch_size, learning_rate=recipe.learning_rate,
                          head_learning_rate=recipe.head_learning_rate, in_batch_negatives=recipe.in_batch_negatives,
                          max_seq_length=model.max_seq_length, seed=recipe.seed, progress=progress)
+    pairs_per_row = {"bce": 1, "lambda": len(rows) / max(1, len(data))}.get(
+        recipe.loss, 1 + len(data.column_names) - 2 + recipe.in_batch_negatives)
+    if recipe.loss == "mnrl" and recipe.batch_size * pairs_per_row * model.max_seq_length > PAIR_TOKENS_PER_PASS:
+        # long texts: the step's pairs in slices (gradient caching), so memory stays what short texts need
+        cfg.mini_batch_pairs = max(1, PAIR_TOKENS_PER_PASS // model.max_seq_length)
+        log(f"{recipe.batch_size * pairs_per_row} pairs per step at {model.max_seq_length} tokens: computing the loss "
+            f"{cfg.mini_batch_pairs} pairs at a time (gradient caching; same loss, bounded memory, slower steps)")
     steps = planned_steps(len(data), cfg)
     eval_steps = recipe.eval_steps or default_eval_steps(steps)
     n_evals = len(evaluation_steps(steps, eval_steps))
     per_pair = _measure_pairs(model, pairs[:32])
-    pairs_per_row = {"bce": 1, "lambda": len(rows) / max(1, len(data))}.get(
-        recipe.loss, 1 + len(data.column_names) - 2 + recipe.in_batch_negatives)
     train_s = 3 * steps * recipe.batch_size * pairs_per_row * per_pair
     max_pairs = max(recipe.depth * 10, int(recipe.eval_share * train_s / n_evals / per_pair))
     evaluator = RerankEvaluator(ds, dev_name, candidates=runs[dev_name], depth=recipe.depth, max_pairs=max_pairs,
@@ -390,7 +398,8 @@ def train_ce_recipe(ds: "BeirDataset", recipe: CrossRecipe | None = None, *, log
         "rows": len(rows), "positives": n_pos, "loss": recipe.loss, "hard_negatives": recipe.hard_negatives,
         "random_negatives": recipe.random_negatives, "batch_size": recipe.batch_size,
         "max_seq_length": model.max_seq_length, "truncated_share": round(length.truncated, 4) if length else None,
-        "learning_rate": recipe.learning_rate, "seed": recipe.seed, "steps": result.steps,
+        "learning_rate": recipe.learning_rate, "mini_batch_pairs": cfg.mini_batch_pairs, "seed": recipe.seed,
+        "steps": result.steps,
         "best_step": result.best_step, "seconds": round(result.seconds, 2),
         "step_seconds": round(result.step_seconds or 0.0, 2), "eval_seconds": round(result.eval_seconds, 2),
         "eval_share": round(result.eval_share, 3), "dev_queries": len(evaluator.queries), "depth": recipe.depth,

@@ -116,3 +116,40 @@ def test_save_model_is_atomic_and_refuses_non_empty(fresh_model, tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
     with pytest.raises(KitError, match="exists and is not empty"):
         save_model(fresh_model, target)
+
+
+def test_long_texts_get_the_cached_listwise_loss_with_the_same_gradients(fresh_model):
+    """mini_batch_size swaps MNRL for its gradient-caching variant; with dropout off, one step of each
+    from the same weights lands on the same weights (memory bounded, the loss unchanged)."""
+    from datasets import Dataset
+
+    from kit.models import cross_encoder_from
+    from kit.train import RerankerConfig, make_reranker_loss, train_cross_encoder
+
+    ce = cross_encoder_from(fresh_model, "cosine")
+    cached = make_reranker_loss("mnrl", ce, in_batch_negatives=1, mini_batch_size=3)
+    plain = make_reranker_loss("mnrl", ce, in_batch_negatives=1)
+    assert type(cached).__name__ == "CachedMultipleNegativesRankingLoss" and cached.mini_batch_size == 3
+    assert type(plain).__name__ == "MultipleNegativesRankingLoss"
+    assert cached.scale == plain.scale == 20.0              # the cosine head's temperature, in both
+    data = Dataset.from_dict({"query": ["taxi to the airport?", "hotel cap in New York", "lost receipt"],
+                              "positive": ["Taxis are reimbursed.", "The New York cap is $325.", "Use the declaration."],
+                              "negative_1": ["Meals are per diem.", "Mileage is $0.67.", "Gifts up to $75."]})
+    weights = {}
+    for name, mini in (("plain", None), ("cached", 2)):
+        model = copy.deepcopy(ce)
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        train_cross_encoder(model, data, config=RerankerConfig(max_steps=1, batch_size=3, learning_rate=1e-3,
+                                                               max_seq_length=32, in_batch_negatives=1,
+                                                               mini_batch_pairs=mini, progress=False, load_best=False,
+                                                               warmup_ratio=0.0))
+        weights[name] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    moved = (weights["plain"] - torch.cat([p.detach().flatten() for p in ce.parameters()])).abs().max()
+    assert moved > 1e-5                                     # the step did something
+    # Adam's first step is about lr x sign(gradient): where a gradient is ~0, float noise between the two
+    # ways of computing it can flip the sign, so a few weights (a few in 10^5 here) differ; a different
+    # loss would move most of them differently.
+    differ = ((weights["plain"] - weights["cached"]).abs() > 1e-5).float().mean()
+    assert differ < 1e-3, float(differ)

@@ -43,6 +43,7 @@ class RerankerConfig(TrainConfig):
     no_duplicates: bool = False        # rows repeat a query by design (several candidates per query)
     head_learning_rate: float | None = 1e-3   # a fresh scoring head learns faster than the pre-trained encoder
     in_batch_negatives: int = 2        # mnrl: passages of other queries in the batch added as negatives
+    mini_batch_pairs: int | None = None   # mnrl: pairs per forward pass (gradient caching bounds memory); None: all
 
 
 def reranker_dataset(rows: Sequence[dict], loss: str = "mnrl", *, seed: int = 42) -> "Dataset":
@@ -97,11 +98,13 @@ def reranker_dataset(rows: Sequence[dict], loss: str = "mnrl", *, seed: int = 42
 
 
 def make_reranker_loss(name: str, model: "CrossEncoder", *, pos_weight: float | None = None,
-                       in_batch_negatives: int = 2):
+                       in_batch_negatives: int = 2, mini_batch_size: int | None = None):
     """The sentence-transformers cross-encoder loss ``name`` (a key of :data:`RERANKER_LOSSES`).
 
     ``bce`` takes ``pos_weight`` (set it to the negatives-per-positive ratio, so positives are not
-    drowned out); ``mnrl`` adds ``in_batch_negatives`` passages of other queries to each query's list.
+    drowned out); ``mnrl`` adds ``in_batch_negatives`` passages of other queries to each query's list,
+    and with ``mini_batch_size`` becomes its cached variant (the same loss, computed ``mini_batch_size``
+    pairs at a time with gradient caching, so memory no longer grows with the step's pairs).
 
     >>> loss = make_reranker_loss("bce", reranker, pos_weight=3.0)       # doctest: +SKIP
     """
@@ -109,6 +112,10 @@ def make_reranker_loss(name: str, model: "CrossEncoder", *, pos_weight: float | 
     from sentence_transformers.cross_encoder import losses
 
     cosine_head = any(type(m).__name__ == "SegmentCosine" for m in model)
+    if name == "mnrl" and mini_batch_size:
+        kwargs = dict(scale=20.0, activation_fn=torch.nn.Identity()) if cosine_head else {}
+        return losses.CachedMultipleNegativesRankingLoss(model, num_negatives=in_batch_negatives,
+                                                         mini_batch_size=mini_batch_size, **kwargs)
     if name == "mnrl" and cosine_head:   # scores are cosines: a temperature of 1/20, as for bi-encoders
         return losses.MultipleNegativesRankingLoss(model, num_negatives=in_batch_negatives, scale=20.0,
                                                    activation_fn=torch.nn.Identity())
@@ -232,6 +239,7 @@ def train_cross_encoder(model: "CrossEncoder", train_dataset: "Dataset", *, conf
             kwargs["pos_weight"] = (len(labels) - pos) / pos if pos else None
         if cfg.loss == "mnrl":
             kwargs.setdefault("in_batch_negatives", cfg.in_batch_negatives)
+            kwargs.setdefault("mini_batch_size", cfg.mini_batch_pairs)
         loss = make_reranker_loss(cfg.loss, model, **kwargs)
     optimizer = _optimizer(model, cfg)
     return fit("cross", model, train_dataset, loss, cfg, evaluator=evaluator, output_dir=output_dir,
