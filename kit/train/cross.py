@@ -112,17 +112,15 @@ def make_reranker_loss(name: str, model: "CrossEncoder", *, pos_weight: float | 
     from sentence_transformers.cross_encoder import losses
 
     cosine_head = any(type(m).__name__ == "SegmentCosine" for m in model)
-    if name == "mnrl" and mini_batch_size:
+    if name == "mnrl":
+        # a cosine head's scores are cosines: a temperature of 1/20, as for bi-encoders
         kwargs = dict(scale=20.0, activation_fn=torch.nn.Identity()) if cosine_head else {}
-        return losses.CachedMultipleNegativesRankingLoss(model, num_negatives=in_batch_negatives,
-                                                         mini_batch_size=mini_batch_size, **kwargs)
-    if name == "mnrl" and cosine_head:   # scores are cosines: a temperature of 1/20, as for bi-encoders
-        return losses.MultipleNegativesRankingLoss(model, num_negatives=in_batch_negatives, scale=20.0,
-                                                   activation_fn=torch.nn.Identity())
+        if mini_batch_size:
+            return losses.CachedMultipleNegativesRankingLoss(model, num_negatives=in_batch_negatives,
+                                                             mini_batch_size=mini_batch_size, **kwargs)
+        return losses.MultipleNegativesRankingLoss(model, num_negatives=in_batch_negatives, **kwargs)
     if name == "bce":
         return losses.BinaryCrossEntropyLoss(model, pos_weight=None if pos_weight is None else torch.tensor(float(pos_weight)))
-    if name == "mnrl":
-        return losses.MultipleNegativesRankingLoss(model, num_negatives=in_batch_negatives)
     if name == "lambda":
         return losses.LambdaLoss(model)
     raise KitError(f"unknown re-ranker loss {name!r}; choose one of: {', '.join(RERANKER_LOSSES)}")
