@@ -31,7 +31,7 @@ from .models import (DEFAULT_MODEL, LengthChoice, choose_max_seq_length, cross_e
 from .retrieval import (BM25Index, DenseIndex, FirstStageChoice, choose_first_stage, choose_mix_weight, hard_negatives,
                         rerank, top_run)
 from .train import (EtaCallback, RerankerConfig, RerankEvaluator, RetrievalEvaluator, TrainConfig, TrainResult,
-                    count_parameters, format_seconds, freeze, planned_steps, reranker_dataset, train_bi_encoder,
+                    count_parameters, format_seconds, freeze, mini_batch_pairs_for, planned_steps, reranker_dataset, train_bi_encoder,
                     train_cross_encoder, transformer_layers)
 from .train.core import default_eval_steps, evaluation_steps, is_main_process
 
@@ -312,9 +312,6 @@ def first_stage_runs(ds: "BeirDataset", retriever, splits: dict[str, int], *, fi
     return runs, choice
 
 
-PAIR_TOKENS_PER_PASS = 96 * 192   # (query, passage) tokens one forward pass of a re-ranker step may hold (about 8 GB on CPU)
-
-
 def train_ce_recipe(ds: "BeirDataset", recipe: CrossRecipe | None = None, *, log: Log = stderr_log,
                     retriever=None, callbacks: list | None = None, progress: bool = True,
                     index: DenseIndex | None = None) -> RecipeResult:
@@ -358,9 +355,8 @@ def train_ce_recipe(ds: "BeirDataset", recipe: CrossRecipe | None = None, *, log
                          max_seq_length=model.max_seq_length, seed=recipe.seed, progress=progress)
     pairs_per_row = {"bce": 1, "lambda": len(rows) / max(1, len(data))}.get(
         recipe.loss, 1 + len(data.column_names) - 2 + recipe.in_batch_negatives)
-    if recipe.loss == "mnrl" and recipe.batch_size * pairs_per_row * model.max_seq_length > PAIR_TOKENS_PER_PASS:
-        # long texts: the step's pairs in slices (gradient caching), so memory stays what short texts need
-        cfg.mini_batch_pairs = max(1, PAIR_TOKENS_PER_PASS // model.max_seq_length)
+    cfg.mini_batch_pairs = mini_batch_pairs_for(cfg, data.column_names, model.max_seq_length)
+    if cfg.mini_batch_pairs:
         log(f"{recipe.batch_size * pairs_per_row} pairs per step at {model.max_seq_length} tokens: computing the loss "
             f"{cfg.mini_batch_pairs} pairs at a time (gradient caching; same loss, bounded memory, slower steps)")
     steps = planned_steps(len(data), cfg)

@@ -153,3 +153,33 @@ def test_long_texts_get_the_cached_listwise_loss_with_the_same_gradients(fresh_m
     # loss would move most of them differently.
     differ = ((weights["plain"] - weights["cached"]).abs() > 1e-5).float().mean()
     assert differ < 1e-3, float(differ)
+
+
+def test_the_core_slices_a_long_listwise_step_unless_told_not_to(fresh_model, monkeypatch):
+    """train_cross_encoder itself decides gradient caching from the data's columns and the length (not
+    only the recipe): over the pair-token budget it slices; mini_batch_pairs=0 keeps one pass; bce never."""
+    from datasets import Dataset
+
+    import kit.train.cross as cross
+    from kit.models import cross_encoder_from
+
+    cols = ["query", "positive", "negative_1", "negative_2"]
+    cfg = cross.RerankerConfig(batch_size=16, in_batch_negatives=1)          # 16 x 4 pairs per step
+    assert cross.mini_batch_pairs_for(cfg, cols, 128) is None                  # 64 x 128 <= 96 x 192
+    assert cross.mini_batch_pairs_for(cfg, cols, 512) == 96 * 192 // 512      # 64 x 512 > 96 x 192
+    assert cross.mini_batch_pairs_for(cfg.with_overrides(mini_batch_pairs=0), cols, 512) is None
+    assert cross.mini_batch_pairs_for(cfg.with_overrides(mini_batch_pairs=7), cols, 128) == 7
+    assert cross.mini_batch_pairs_for(cfg.with_overrides(loss="bce"), cols, 512) is None
+
+    seen = []
+    real = cross.make_reranker_loss
+    monkeypatch.setattr(cross, "make_reranker_loss", lambda *a, **kw: seen.append(kw.get("mini_batch_size")) or real(*a, **kw))
+    monkeypatch.setattr(cross, "PAIR_TOKENS_PER_PASS", 3 * 3 * 32 - 1)       # a token fewer than a step holds
+    data = Dataset.from_dict({"query": ["taxi?", "hotel cap", "receipt"], "positive": ["Taxis.", "Cap $325.", "Declare."],
+                              "negative_1": ["Meals.", "Mileage.", "Gifts."]})
+    ce = cross_encoder_from(fresh_model, "cosine")
+    for mini in (None, 0):
+        cross.train_cross_encoder(ce, data, config=cross.RerankerConfig(max_steps=1, batch_size=3, in_batch_negatives=1,
+                                                                       max_seq_length=32, mini_batch_pairs=mini,
+                                                                       progress=False, load_best=False))
+    assert seen == [(3 * 3 * 32 - 1) // 32, None]

@@ -16,12 +16,12 @@ train-bi`` and ``train-ce`` run) are in :mod:`kit.recipes`. Taught in ``notebook
 from .adapt import add_adapter, count_parameters, freeze, reinitialize, transformer_layers
 from .bi import LOSS_DATA_SHAPE, RetrievalEvaluator, make_loss, plan_pool, train_bi_encoder
 from .core import EtaCallback, TrainConfig, TrainResult, fit, format_seconds, planned_steps, world_size
-from .cross import (RERANKER_LOSSES, RerankerConfig, RerankEvaluator, make_reranker_loss, reranker_dataset,
-                    train_cross_encoder)
+from .cross import (PAIR_TOKENS_PER_PASS, RERANKER_LOSSES, RerankerConfig, RerankEvaluator, make_reranker_loss,
+                    mini_batch_pairs_for, reranker_dataset, train_cross_encoder)
 
 __all__ = [
-    "LOSS_DATA_SHAPE", "RERANKER_LOSSES", "EtaCallback", "RerankEvaluator", "RerankerConfig", "RetrievalEvaluator",
+    "LOSS_DATA_SHAPE", "PAIR_TOKENS_PER_PASS", "RERANKER_LOSSES", "EtaCallback", "RerankEvaluator", "RerankerConfig", "RetrievalEvaluator",
     "TrainConfig", "TrainResult", "add_adapter", "count_parameters", "fit", "format_seconds", "freeze",
-    "make_loss", "make_reranker_loss", "planned_steps", "plan_pool", "reinitialize", "reranker_dataset",
+    "make_loss", "make_reranker_loss", "mini_batch_pairs_for", "planned_steps", "plan_pool", "reinitialize", "reranker_dataset",
     "train_bi_encoder", "train_cross_encoder", "transformer_layers", "world_size",
 ]

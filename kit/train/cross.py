@@ -43,7 +43,31 @@ class RerankerConfig(TrainConfig):
     no_duplicates: bool = False        # rows repeat a query by design (several candidates per query)
     head_learning_rate: float | None = 1e-3   # a fresh scoring head learns faster than the pre-trained encoder
     in_batch_negatives: int = 2        # mnrl: passages of other queries in the batch added as negatives
-    mini_batch_pairs: int | None = None   # mnrl: pairs per forward pass (gradient caching bounds memory); None: all
+    mini_batch_pairs: int | None = None   # mnrl: pairs per forward pass (gradient caching); None: chosen, 0: all at once
+
+
+PAIR_TOKENS_PER_PASS = 96 * 192   # (query, passage) tokens one forward pass of a re-ranker step may hold (about 8 GB on CPU)
+
+
+def mini_batch_pairs_for(cfg: RerankerConfig, columns: Sequence[str], max_seq_length: int) -> int | None:
+    """How many (query, passage) pairs one forward pass of a ``mnrl`` step should hold, or ``None`` for all.
+
+    A step scores ``batch_size x (1 positive + n negative columns + in-batch negatives)`` pairs; when
+    those pairs times ``max_seq_length`` exceed :data:`PAIR_TOKENS_PER_PASS` (long texts), the loss is
+    computed a slice at a time with gradient caching (the same loss, bounded memory, slower steps).
+    ``cfg.mini_batch_pairs`` set by hand wins (0: never slice). :func:`train_cross_encoder` asks this.
+
+    >>> cols = ["query", "positive", "negative_1", "negative_2"]
+    >>> mini_batch_pairs_for(RerankerConfig(in_batch_negatives=1), cols, 176), mini_batch_pairs_for(RerankerConfig(in_batch_negatives=1, batch_size=32), cols, 400)
+    (None, 46)
+    """
+    if cfg.loss != "mnrl" or cfg.mini_batch_pairs == 0:
+        return None
+    if cfg.mini_batch_pairs:
+        return cfg.mini_batch_pairs
+    negatives = sum(c.startswith("negative") for c in columns)
+    pairs = cfg.batch_size * (1 + negatives + cfg.in_batch_negatives)
+    return max(1, PAIR_TOKENS_PER_PASS // max_seq_length) if pairs * max_seq_length > PAIR_TOKENS_PER_PASS else None
 
 
 def reranker_dataset(rows: Sequence[dict], loss: str = "mnrl", *, seed: int = 42) -> "Dataset":
@@ -220,7 +244,8 @@ def train_cross_encoder(model: "CrossEncoder", train_dataset: "Dataset", *, conf
     The same core as :func:`kit.train.bi.train_bi_encoder` (step-0 evaluation, best checkpoint,
     timing, DDP). ``train_dataset`` must have the shape of ``config.loss`` (see
     :func:`reranker_dataset`); for ``bce`` without an explicit ``pos_weight`` in ``loss_kwargs``,
-    it is set to the data's negatives-per-positive ratio.
+    it is set to the data's negatives-per-positive ratio. For ``mnrl`` on long texts the step's
+    pairs are scored a slice at a time (:func:`mini_batch_pairs_for`, unless ``mini_batch_pairs`` says otherwise).
 
     >>> result = train_cross_encoder(load_cross_encoder(), data, evaluator=dev_eval)   # doctest: +SKIP
     """
@@ -229,6 +254,8 @@ def train_cross_encoder(model: "CrossEncoder", train_dataset: "Dataset", *, conf
         raise KitError("train_cross_encoder: config must be a RerankerConfig")
     if cfg.max_seq_length:
         model.max_seq_length = cfg.max_seq_length
+    if loss is None and cfg.loss == "mnrl":
+        cfg.mini_batch_pairs = mini_batch_pairs_for(cfg, train_dataset.column_names, model.max_seq_length)
     if loss is None:
         kwargs = dict(cfg.loss_kwargs)
         if cfg.loss == "bce" and "pos_weight" not in kwargs and "label" in train_dataset.column_names:
