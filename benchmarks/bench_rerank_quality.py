@@ -11,8 +11,12 @@ which that writer never judged: see the datasheet's known limitations). The targ
 (issue 10): mix minus the fine-tuned retriever at least +0.03 with p < 0.05. Test is only read here,
 never used to choose anything. About 80 s per re-ranker on 2 cores.
 
+``--pooled`` scores the same runs again with the pooled judgments merged in (the bundled
+``pooled_judgments.jsonl``, or ``--pooled-file``; ``kit.data.with_judgments``), at the saved weight and
+at a weight chosen again on the pooled dev judgments (the dev candidates are re-ranked for it).
+
     .venv/bin/python benchmarks/bench_rerank_quality.py --retriever MODEL_DIR RERANKER_DIR [RERANKER_DIR ...]
-        [--data data/expense_policy] [--depth 20]
+        [--data data/expense_policy] [--depth 20] [--pooled [--pooled-file FILE]]
 """
 from __future__ import annotations
 
@@ -24,11 +28,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kit.analysis import unjudged_tops  # noqa: E402
-from kit.data import load_beir, read_jsonl_rows  # noqa: E402
+from kit.data import load_beir, load_pooled_judgments, read_jsonl_rows, with_judgments  # noqa: E402
 from kit.evaluate import bootstrap_ci, evaluate, paired_test, per_query  # noqa: E402
 from kit.models import load_bi_encoder, load_cross_encoder, read_kit_settings  # noqa: E402
 from kit.recipes import first_stage_runs  # noqa: E402
-from kit.retrieval import mix_scores, rerank, top_run  # noqa: E402
+from kit.retrieval import choose_mix_weight, mix_scores, rerank, top_run  # noqa: E402
 from kit.series import EXAMPLE  # noqa: E402
 
 
@@ -62,13 +66,18 @@ def main() -> None:
     ap.add_argument("--retriever", required=True, help="the bi-encoder whose candidates are re-ranked")
     ap.add_argument("--data", default="data/expense_policy")
     ap.add_argument("--depth", type=int, default=20)
+    ap.add_argument("--pooled", action="store_true", help="also score with the pooled judgments merged in")
+    ap.add_argument("--pooled-file", default=None, help="pooled judgments (default: the bundled file)")
     args = ap.parse_args()
 
     ds = load_beir(args.data)
-    runs, stage = first_stage_runs(ds, load_bi_encoder(args.retriever), {"test": args.depth})
-    queries, qrels = ds.split("test")
+    splits = {"test": args.depth, "dev": args.depth} if args.pooled else {"test": args.depth}
+    runs, stage = first_stage_runs(ds, load_bi_encoder(args.retriever), splits)
+    judgments = {"writers": ds}
+    if args.pooled:
+        judgments["writers + pooled"] = with_judgments(ds, load_pooled_judgments(args.pooled_file))
+    queries = ds.split("test")[0]
     first = top_run(runs["test"], args.depth)
-    base = per_query(first, qrels)["nDCG@10"]
     results, parts = {}, writer_parts(args.data)
     for folder in args.rerankers:
         weight = read_kit_settings(folder).get("mix_weight")
@@ -77,25 +86,38 @@ def main() -> None:
             weight = json.loads(cached.read_text()).get("meta", {}).get("mix_weight")
         if weight is None:
             sys.exit(f"error: {folder}: no mix_weight saved with the model (train it with python -m kit train-ce)")
-        reranked = top_run(rerank(load_cross_encoder(folder), ds.corpus, queries, first, depth=args.depth,
-                                  show_progress_bar=False), args.depth)
-        mixed = mix_scores(first, reranked, weight)
-        scores = per_query(mixed, qrels)["nDCG@10"].reindex(base.index)
-        diff, low, high = bootstrap_ci(scores, base)
-        results[folder] = {
-            "first stage": round(float(base.mean()), 4), "re-ranker alone": round(evaluate(reranked, qrels)["nDCG@10"], 4),
-            "mix_weight": weight, "mixed": round(float(scores.mean()), 4), "mixed minus first stage": round(diff, 4),
-            "interval": [round(low, 4), round(high, 4)], "p": paired_test(scores, base),
-            "example answer rank (first, re-ranker, mixed)": [rank(r, EXAMPLE.query_id, EXAMPLE.answer)
-                                                              for r in (first, reranked, mixed)]
-            if EXAMPLE.query_id in queries else None,
-            "target met (>= +0.03, p < 0.05)": bool(diff >= 0.03 and paired_test(scores, base) < 0.05),
-            "blind spot": blind_spot({"first stage": first, "re-ranker": reranked}, qrels, parts)}
-        r = results[folder]
-        print(f"{folder}: first stage {r['first stage']:.4f}, re-ranker alone {r['re-ranker alone']:.4f}, "
-              f"mixed (w={weight}) {r['mixed']:.4f}: {diff:+.4f} (95% {low:+.4f} to {high:+.4f}), p = {r['p']:.3g}",
-              flush=True)
-        print(f"  where the judgments cannot tell: {r['blind spot']}", flush=True)
+        model = load_cross_encoder(folder)
+        reranked = top_run(rerank(model, ds.corpus, queries, first, depth=args.depth, show_progress_bar=False),
+                           args.depth)
+        if args.pooled:
+            dev_first = top_run(runs["dev"], args.depth)
+            dev_reranked = rerank(model, ds.corpus, ds.split("dev")[0], dev_first, depth=args.depth,
+                                  show_progress_bar=False)
+        for label, judged in judgments.items():
+            qrels = judged.split("test")[1]
+            weights = {"saved": weight}
+            if label != "writers":
+                weights["chosen on pooled dev"] = choose_mix_weight(dev_first, dev_reranked, judged.split("dev")[1])[0]
+            base = per_query(first, qrels)["nDCG@10"]
+            for how, w in weights.items():
+                mixed = mix_scores(first, reranked, w)
+                scores = per_query(mixed, qrels)["nDCG@10"].reindex(base.index)
+                diff, low, high = bootstrap_ci(scores, base)
+                p = paired_test(scores, base)
+                r = results.setdefault(folder, {}).setdefault(f"{label} judgments, weight {how}", {
+                    "first stage": round(float(base.mean()), 4),
+                    "re-ranker alone": round(evaluate(reranked, qrels)["nDCG@10"], 4),
+                    "mix_weight": w, "mixed": round(float(scores.mean()), 4), "mixed minus first stage": round(diff, 4),
+                    "interval": [round(low, 4), round(high, 4)], "p": p,
+                    "example answer rank (first, re-ranker, mixed)": [rank(x, EXAMPLE.query_id, EXAMPLE.answer)
+                                                                      for x in (first, reranked, mixed)]
+                    if EXAMPLE.query_id in queries else None,
+                    "target met (>= +0.03, p < 0.05)": bool(diff >= 0.03 and p < 0.05),
+                    "blind spot": blind_spot({"first stage": first, "re-ranker": reranked}, qrels, parts)})
+                print(f"{folder} [{label} judgments, weight {how}]: first stage {r['first stage']:.4f}, re-ranker alone "
+                      f"{r['re-ranker alone']:.4f}, mixed (w={w}) {r['mixed']:.4f}: {diff:+.4f} "
+                      f"(95% {low:+.4f} to {high:+.4f}), p = {p:.3g}", flush=True)
+                print(f"  where the judgments cannot tell: {r['blind spot']}", flush=True)
     print(json.dumps({"first_stage": stage.chosen.name, "depth": args.depth, "results": results}))
 
 

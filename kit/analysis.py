@@ -225,6 +225,27 @@ def unjudged_tops(runs: dict[str, Run], qrels: Qrels) -> tuple[dict[str, int], p
     return counts, frame
 
 
+def pool_unjudged(runs: dict[str, Run], qrels: Qrels, depth: int = 5) -> dict[str, list[str]]:
+    """The pool to judge: for each judged query, the passages that any of ``runs`` ranks in its top
+    ``depth`` and that ``qrels`` does not judge (sorted ids, no run named).
+
+    This is how test collections are completed (pooling): grade the union of the compared systems'
+    top results, blind to which system found each, so no system is favoured by the judgments it is
+    scored against. Taught in ``notebooks/05_cross_encoder.ipynb``.
+
+    >>> pool_unjudged({"a": {"q": {"x": .9, "d": .8, "z": .1}}, "b": {"q": {"y": .9, "x": .5}}}, {"q": {"d": 2}}, depth=2)
+    {'q': ['x', 'y']}
+    """
+    if depth < 1:
+        raise KitError(f"pool_unjudged: depth must be at least 1, got {depth}")
+    pool: dict[str, set[str]] = {}
+    for run in runs.values():
+        for q, judged in qrels.items():
+            ranked = sorted(run.get(q, {}).items(), key=lambda x: (-x[1], x[0]))[:depth]
+            pool.setdefault(q, set()).update(d for d, _ in ranked if d not in judged)
+    return {q: sorted(docs) for q, docs in sorted(pool.items()) if docs}
+
+
 def pair_similarities_from_index(index: "DenseIndex", query_embeddings: np.ndarray, ds: "BeirDataset",
                                  split: str = "test", *, negatives: dict[str, list[str]] | None = None,
                                  seed: int = 42) -> pd.DataFrame:

@@ -759,3 +759,63 @@ def load_judgments(path: str | os.PathLike | None = None) -> list[dict]:
         last.pop(key, None)
         last[key] = row
     return list(last.values())
+
+
+POOLED_FIELDS = ("query_id", "corpus_id", "grade")
+
+
+def load_pooled_judgments(path: str | os.PathLike | None = None) -> list[dict]:
+    """Pooled judgments: grades for (query, passage) pairs the dataset's writers never judged.
+
+    One JSON object per line with ``query_id``, ``corpus_id``, ``grade`` (0 not relevant, 1 related,
+    2 answers) and optionally ``split`` and ``reason``. The bundled file
+    (``data/expense_policy/pooled_judgments.jsonl``, the default) grades the unjudged passages that the
+    compared systems ranked in their top 5 for the dev and test queries, judged blind to which system
+    found them (the datasheet says how). Merge them with :func:`with_judgments`. Errors name the file
+    and line; a pair graded twice keeps its last grade. Taught in ``notebooks/05_cross_encoder.ipynb``.
+
+    >>> rows = load_pooled_judgments()                     # doctest: +SKIP
+    >>> sorted(rows[0])                                    # doctest: +SKIP
+    ['corpus_id', 'grade', 'query_id', 'reason', 'split']
+    """
+    from .config import EXPENSE_POLICY
+
+    p = Path(path) if path is not None else EXPENSE_POLICY / "pooled_judgments.jsonl"
+    last: dict[tuple[str, str], dict] = {}
+    for lineno, row in read_jsonl_rows(p, POOLED_FIELDS):
+        if row["grade"] not in (0, 1, 2) or isinstance(row["grade"], bool):
+            raise DataError(f"{p.name}:{lineno}: grade {row['grade']!r} is not 0, 1 or 2")
+        key = (str(row["query_id"]), str(row["corpus_id"]))
+        last.pop(key, None)
+        last[key] = row
+    return list(last.values())
+
+
+def with_judgments(ds: BeirDataset, rows: Sequence[dict], *, name: str = "pooled") -> BeirDataset:
+    """``ds`` with more judgments: each row grades a (query, passage) pair of one of ``ds``'s splits.
+
+    A row fills a pair the split's qrels do not judge (grade 0 included: "judged, not relevant", which
+    :func:`kit.analysis.unjudged_tops` then no longer counts as unknown); where the writers judged the
+    pair, their grade stands. Rows whose query or passage ``ds`` does not hold are skipped (``ds`` may
+    be a :func:`sample`), but when no row applies the file is for another dataset: an error. The
+    result is a new dataset named ``"<name of ds>+<name>"`` (so its fingerprint, and the cache, differ).
+    Taught in ``notebooks/05_cross_encoder.ipynb``.
+
+    >>> ds = BeirDataset({"a": {"title": "", "text": "x"}, "b": {"title": "", "text": "y"}}, {"q": "?"},
+    ...                  {"test": {"q": {"a": 2}}})
+    >>> with_judgments(ds, [{"query_id": "q", "corpus_id": "b", "grade": 2},
+    ...                     {"query_id": "q", "corpus_id": "a", "grade": 0}]).qrels
+    {'test': {'q': {'a': 2, 'b': 2}}}
+    """
+    split_of = {q: s for s, qrels in ds.qrels.items() for q in qrels}
+    qrels = {s: {q: dict(docs) for q, docs in judged.items()} for s, judged in ds.qrels.items()}
+    used = 0
+    for row in rows:
+        q, d = str(row["query_id"]), str(row["corpus_id"])
+        if q in split_of and d in ds.corpus:
+            qrels[split_of[q]][q].setdefault(d, int(row["grade"]))
+            used += 1
+    if rows and not used:
+        raise DataError(f"with_judgments: none of the {len(rows)} rows grades a query and passage of {ds.name} "
+                        "(judgments for another dataset?)")
+    return BeirDataset(ds.corpus, ds.queries, qrels, name=f"{ds.name}+{name}", path=ds.path, query_meta=ds.query_meta)

@@ -120,3 +120,27 @@ def test_triplets_with_several_negatives(tiny_dir):
     assert tup[1]["negative_1"] == ds.doc_text("visa")                 # 'minibar' is judged for q2
     with pytest.raises(DataError, match="ask for fewer negatives"):
         triplets(ds, "train", num_negatives=5)                         # q2 has only 4 unjudged passages
+
+
+def test_with_judgments_fills_only_unjudged_pairs_and_rejects_a_file_for_another_dataset(tmp_path):
+    from kit.data import load_pooled_judgments, with_judgments
+
+    ds = BeirDataset({d: {"title": "", "text": d} for d in "abc"}, {"q1": "?", "q2": "!"},
+                     {"dev": {"q1": {"a": 2}}, "test": {"q2": {"b": 1}}}, name="toy")
+    rows = [{"query_id": "q1", "corpus_id": "a", "grade": 0},      # the writer's 2 stands
+            {"query_id": "q1", "corpus_id": "c", "grade": 2},
+            {"query_id": "q2", "corpus_id": "a", "grade": 0},      # judged not relevant: kept as 0
+            {"query_id": "q9", "corpus_id": "a", "grade": 2}]      # not in this (sampled) dataset: skipped
+    merged = with_judgments(ds, rows)
+    assert merged.qrels == {"dev": {"q1": {"a": 2, "c": 2}}, "test": {"q2": {"b": 1, "a": 0}}}
+    assert ds.qrels["dev"] == {"q1": {"a": 2}}                      # the original is untouched
+    assert merged.name == "toy+pooled" and merged.fingerprint() != ds.fingerprint()
+    with pytest.raises(DataError, match="none of the 1 rows grades a query and passage of toy"):
+        with_judgments(ds, [{"query_id": "x", "corpus_id": "a", "grade": 2}])
+    bad = tmp_path / "pooled.jsonl"
+    bad.write_text('{"query_id": "q1", "corpus_id": "c", "grade": 2}\n{"query_id": "q1", "corpus_id": "b", "grade": 3}\n')
+    with pytest.raises(DataError, match=r"pooled.jsonl:2: grade 3 is not 0, 1 or 2"):
+        load_pooled_judgments(bad)
+    bad.write_text('{"query_id": "q1", "grade": 2}\n')
+    with pytest.raises(DataError, match="pooled.jsonl:1"):
+        load_pooled_judgments(bad)

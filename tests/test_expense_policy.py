@@ -107,3 +107,41 @@ def test_datasheet_statistics_match_the_data(ds):
                         f"({grades[2]} grade 2, {grades[1]} grade 1) |")
     for line in expected:
         assert line in sheet, f"datasheet out of date: expected {line!r}"
+
+
+def test_pooled_judgments_only_fill_what_the_writers_left_unjudged(ds):
+    """The pooled pass grades dev and test pairs the writers never judged; the datasheet states its
+    size and the judges' agreement with the known grades, computed from the committed checks."""
+    import importlib.util
+
+    from kit.data import load_pooled_judgments
+
+    rows = load_pooled_judgments()
+    split_of = {q: s for s, qrels in ds.qrels.items() for q in qrels}
+    assert len({(r["query_id"], r["corpus_id"]) for r in rows}) == len(rows) > 1000
+    for r in rows:
+        assert split_of[r["query_id"]] == r["split"] in ("dev", "test")
+        assert r["corpus_id"] in ds.corpus and r["corpus_id"] not in ds.qrels[r["split"]][r["query_id"]]
+        assert r["reason"].strip() and "\n" not in r["reason"]
+    sheet = (EXPENSE_POLICY / "README.md").read_text()
+    grades = Counter(r["grade"] for r in rows)
+    splits = Counter(r["split"] for r in rows)
+    line = (f"| pooled judgments | {len(rows)} rows ({splits['dev']} dev, {splits['test']} test): "
+            f"{grades[2]} grade 2, {grades[1]} grade 1, {grades[0]} grade 0 |")
+    assert line in sheet, f"datasheet out of date: expected {line!r}"
+    spec = importlib.util.spec_from_file_location("pool", EXPENSE_POLICY / "source" / "pool.py")
+    pool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pool)
+    checks = [json.loads(l) for l in (EXPENSE_POLICY / "source" / "pooled_checks.jsonl").read_text().splitlines() if l]
+    stats = pool.agreement(checks)
+    known = {g: Counter(c["grades"][0] for c in checks if c["known_grade"] == g) for g in (2, 1, 0)}
+    expected = [
+        f"the judges gave the known grade to {stats['controls: same grade']:.0%} of the pairs, and agreed on\n"
+        f"relevant-or-not with {stats['controls: relevant or not agrees']:.0%} of them",
+        f"all {known[2][2]} writer grade-2 pairs got a 2" if not known[2][0] + known[2][1] else "(grade-2 controls changed)",
+        f"pairs, {known[1][2]} got a 2", f"{known[0][0]} got a 0 and {known[0][1]} a 1",
+        f"grade to {stats['two judges: same grade']:.0%} of the {stats['two judges: pairs']} doubly judged pairs "
+        f"(relevant or not: {stats['two judges: relevant or not agrees']:.0%})"]
+    flat = " ".join(sheet.split())
+    for line in expected:
+        assert " ".join(line.split()) in flat, f"datasheet out of date: expected {line!r}"
