@@ -751,10 +751,17 @@ def load_judgments(path: str | os.PathLike | None = None) -> list[dict]:
     from .config import EXPENSE_POLICY
 
     p = Path(path) if path is not None else EXPENSE_POLICY / "sme_judgments.jsonl"
+    return _last_per_pair(p, JUDGMENT_FIELDS, lambda row: None if row["judgment"] in JUDGMENTS else
+                          f"judgment {row['judgment']!r} is not one of {', '.join(JUDGMENTS)}")
+
+
+def _last_per_pair(p: Path, fields: Sequence[str], problem: Callable[[dict], str | None]) -> list[dict]:
+    """The rows of a judgments file, the last one per (query, passage) pair; ``problem(row)`` names a bad row."""
     last: dict[tuple[str, str], dict] = {}
-    for lineno, row in read_jsonl_rows(p, JUDGMENT_FIELDS):
-        if row["judgment"] not in JUDGMENTS:
-            raise DataError(f"{p.name}:{lineno}: judgment {row['judgment']!r} is not one of {', '.join(JUDGMENTS)}")
+    for lineno, row in read_jsonl_rows(p, fields):
+        message = problem(row)
+        if message:
+            raise DataError(f"{p.name}:{lineno}: {message}")
         key = (str(row["query_id"]), str(row["corpus_id"]))
         last.pop(key, None)
         last[key] = row
@@ -781,14 +788,8 @@ def load_pooled_judgments(path: str | os.PathLike | None = None) -> list[dict]:
     from .config import EXPENSE_POLICY
 
     p = Path(path) if path is not None else EXPENSE_POLICY / "pooled_judgments.jsonl"
-    last: dict[tuple[str, str], dict] = {}
-    for lineno, row in read_jsonl_rows(p, POOLED_FIELDS):
-        if row["grade"] not in (0, 1, 2) or isinstance(row["grade"], bool):
-            raise DataError(f"{p.name}:{lineno}: grade {row['grade']!r} is not 0, 1 or 2")
-        key = (str(row["query_id"]), str(row["corpus_id"]))
-        last.pop(key, None)
-        last[key] = row
-    return list(last.values())
+    return _last_per_pair(p, POOLED_FIELDS, lambda row: None if row["grade"] in (0, 1, 2) and
+                          not isinstance(row["grade"], bool) else f"grade {row['grade']!r} is not 0, 1 or 2")
 
 
 def with_judgments(ds: BeirDataset, rows: Sequence[dict], *, name: str = "pooled") -> BeirDataset:
