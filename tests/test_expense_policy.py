@@ -110,8 +110,9 @@ def test_datasheet_statistics_match_the_data(ds):
 
 
 def test_pooled_judgments_only_fill_what_the_writers_left_unjudged(ds):
-    """The pooled pass grades dev and test pairs the writers never judged; the datasheet states its
-    size and the judges' agreement with the known grades, computed from the committed checks."""
+    """The pooled rounds grade pairs the writers never judged (round 1: dev and test; round 2: train);
+    the datasheet states their size and the judges' agreement with the known grades, computed from
+    the committed checks."""
     import importlib.util
 
     from kit.data import load_pooled_judgments
@@ -120,19 +121,25 @@ def test_pooled_judgments_only_fill_what_the_writers_left_unjudged(ds):
     split_of = {q: s for s, qrels in ds.qrels.items() for q in qrels}
     assert len({(r["query_id"], r["corpus_id"]) for r in rows}) == len(rows) > 1000
     for r in rows:
-        assert split_of[r["query_id"]] == r["split"] in ("dev", "test")
+        assert split_of[r["query_id"]] == r["split"] in {1: ("dev", "test"), 2: ("train",)}[r["round"]]
         assert r["corpus_id"] in ds.corpus and r["corpus_id"] not in ds.qrels[r["split"]][r["query_id"]]
         assert r["reason"].strip() and "\n" not in r["reason"]
     sheet = (EXPENSE_POLICY / "README.md").read_text()
+    flat = " ".join(sheet.split())
     grades = Counter(r["grade"] for r in rows)
     splits = Counter(r["split"] for r in rows)
-    line = (f"| pooled judgments | {len(rows)} rows ({splits['dev']} dev, {splits['test']} test): "
+    line = (f"| pooled judgments | {len(rows)} rows ({splits['dev']} dev, {splits['test']} test, {splits['train']} train): "
             f"{grades[2]} grade 2, {grades[1]} grade 1, {grades[0]} grade 0 |")
     assert line in sheet, f"datasheet out of date: expected {line!r}"
+    train = Counter(r["grade"] for r in rows if r["round"] == 2)
+    assert f"{sum(train.values()):,} pairs for all {len(ds.qrels['train'])} train queries" in flat
+    assert f"Result: {train[2]} answers (grade 2), {train[1]:,} related (1), {train[0]:,} not relevant (0)" in flat
+    assert round(5 * train[2] / sum(train.values())) == 1 and "one in five answers the question" in flat
     spec = importlib.util.spec_from_file_location("pool", EXPENSE_POLICY / "source" / "pool.py")
     pool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pool)
-    checks = [json.loads(l) for l in (EXPENSE_POLICY / "source" / "pooled_checks.jsonl").read_text().splitlines() if l]
+    all_checks = [json.loads(l) for l in (EXPENSE_POLICY / "source" / "pooled_checks.jsonl").read_text().splitlines() if l]
+    checks = [c for c in all_checks if c["round"] == 1]
     stats = pool.agreement(checks)
     known = {g: Counter(c["grades"][0] for c in checks if c["known_grade"] == g) for g in (2, 1, 0)}
     expected = [
@@ -142,6 +149,15 @@ def test_pooled_judgments_only_fill_what_the_writers_left_unjudged(ds):
         f"pairs, {known[1][2]} got a 2", f"{known[0][0]} got a 0 and {known[0][1]} a 1",
         f"grade to {stats['two judges: same grade']:.0%} of the {stats['two judges: pairs']} doubly judged pairs "
         f"(relevant or not: {stats['two judges: relevant or not agrees']:.0%})"]
-    flat = " ".join(sheet.split())
+    checks = [c for c in all_checks if c["round"] == 2]
+    stats = pool.agreement(checks)
+    known = {g: Counter(c["grades"][0] for c in checks if c["known_grade"] == g) for g in (2, 1, 0)}
+    expected += [
+        f"gave the known grade to {stats['controls: same grade']:.0%} and agreed on relevant-or-not with "
+        f"{stats['controls: relevant or not agrees']:.0%}: all {known[2][2]} grade-2 pairs got a 2",
+        f"of the 70 grade-1 pairs, {known[1][2]} got a 2, {known[1][1]} a 1 and one a 0" if known[1][0] == 1 else "(changed)",
+        f"of the 60 hard negatives, {known[0][0]} got a 0, {known[0][1]} a 1 and one a 2" if known[0][2] == 1 else "(changed)",
+        f"same grade to {stats['two judges: same grade']:.0%} of the {stats['two judges: pairs']} doubly judged pairs "
+        f"(relevant or not: {stats['two judges: relevant or not agrees']:.0%})"]
     for line in expected:
         assert " ".join(line.split()) in flat, f"datasheet out of date: expected {line!r}"

@@ -1,20 +1,25 @@
-"""Pooled judging of the dev and test splits: which pairs were graded, and how the grades were merged.
+"""Pooled judging: which pairs were graded, in which round, and how the grades were merged.
 
 The writers judged passages of their own part only (WRITERS.md), so a passage from another part that
 answers a question was never judged for it, and a model that finds it is scored as wrong. Pooling is
 how test collections are completed: the compared systems' top results are graded, blind to which
-system found each. Two steps:
+system found each. Each round has two steps:
 
     .venv/bin/python data/expense_policy/source/pool.py batches WORK_DIR [--depth 5] [--judges 8]
-        # the pool: every dev and test pair that notebook 04's retriever (its dev-chosen first stage),
-        # notebook 05's re-ranker (re-scoring that retriever's top 20) or their dev-chosen mix ranks in
-        # its top DEPTH and the writers did not judge; plus control pairs whose grade is known (writers'
-        # grades 2 and 1, the expert's confirmed hard negatives) and a few pairs given to two judges.
-        # Shuffled, ids only, no system, rank or grade shown: WORK_DIR/batch_K.jsonl and key.json.
+            [--splits dev,test|train] [--trained-on writers|pooled]
+        # dev,test (round 1): every dev and test pair that notebook 04's retriever (its dev-chosen first
+        # stage), notebook 05's re-ranker (re-scoring that retriever's top 20; --trained-on pooled: the
+        # one trained with the pooled judgments merged in) or their dev-chosen mix ranks in its top DEPTH;
+        # train (round 2): every train pair in the top DEPTH of the first stage the re-ranker recipe
+        # mines from, and the hard negatives its defaults draw. Only pairs neither the writers nor an
+        # earlier round judged; plus control pairs whose grade is known (writers' grades 2 and 1, the
+        # expert's confirmed hard negatives) and a few pairs given to two judges. Shuffled, ids only, no
+        # system, rank or grade shown: WORK_DIR/batch_K.jsonl and key.json (with the round's number).
     .venv/bin/python data/expense_policy/source/pool.py merge WORK_DIR
         # reads WORK_DIR/judged/batch_K.jsonl (one {"pair", "grade", "reason"} per input line),
-        # writes ../pooled_judgments.jsonl (the pool's grades) and pooled_checks.jsonl (the controls
-        # and the doubly judged pairs), and prints the judges' agreement with the writers and each other.
+        # writes the round's rows into ../pooled_judgments.jsonl (the pool's grades) and
+        # pooled_checks.jsonl (the controls and the doubly judged pairs), keeping the other rounds'
+        # rows, and prints the judges' agreement with the writers and each other.
 
 The judges' instructions are JUDGING.md (same folder). The models come from the kit's cache
 (``kit.series.recipe_retriever`` / ``recipe_reranker``; trained if missing, about 15 minutes).
@@ -35,19 +40,23 @@ sys.path.insert(0, str(HERE.parents[2]))
 from kit.data import atomic_write_text, load_expense_policy, load_judgments  # noqa: E402
 
 SEED = 2026
-SPLITS = ("dev", "test")
+SPLITS = ("dev", "test")             # the compared systems' results (--splits train: what the re-ranker learns from)
+SPLIT_ORDER = ["dev", "test", "train"]
+POOLED = HERE.parent / "pooled_judgments.jsonl"
+CHECKS = HERE / "pooled_checks.jsonl"
 CONTROLS = {2: 70, 1: 70, 0: 60}   # known grades mixed in, per grade
 OVERLAP = 15                       # pool pairs of each batch also given to the next judge
 
 
-def system_runs(ds, first_depth: int = 20) -> dict[str, dict[str, dict]]:
-    """Per split, the three compared systems' rankings of the split's queries."""
+def system_runs(ds, trained_on=None, first_depth: int = 20) -> dict[str, dict[str, dict]]:
+    """Per split, the three compared systems' rankings of the split's queries; the re-ranker is the
+    recipe's trained on ``trained_on`` (``ds``, or ``ds`` with the pooled judgments merged in)."""
     from kit.recipes import first_stage_runs
     from kit.retrieval import mix_scores, rerank, top_run
     from kit.series import recipe_reranker, recipe_retriever
 
     retriever = recipe_retriever(ds)
-    reranker = recipe_reranker(ds, retriever)
+    reranker = recipe_reranker(trained_on or ds, retriever)
     first, _ = first_stage_runs(ds, retriever.model, {s: first_depth for s in SPLITS})
     out = {}
     for s in SPLITS:
@@ -59,22 +68,50 @@ def system_runs(ds, first_depth: int = 20) -> dict[str, dict[str, dict]]:
     return out
 
 
-def batches(work: Path, depth: int, judges: int) -> None:
+def train_pool(ds, depth: int, known: dict) -> list[tuple[str, str]]:
+    """The train round's pool: what notebook 05's recipe learns from. Every unjudged pair in the top
+    ``depth`` of the first stage it mines negatives from (notebook 04's retriever, its dev-chosen first
+    stage), and every hard negative the recipe's defaults draw (ranks 0-30, some below ``depth``)."""
     from kit.analysis import pool_unjudged
+    from kit.data import rerank_pairs
+    from kit.recipes import CrossRecipe, first_stage_runs
+    from kit.series import recipe_retriever
+
+    r = CrossRecipe()
+    first, _ = first_stage_runs(ds, recipe_retriever(ds).model, {"train": r.range_max})
+    pool = {(q, d) for q, docs in pool_unjudged({"retriever": first["train"]}, known, depth=depth).items() for d in docs}
+    rows = rerank_pairs(ds, "train", first["train"], hard_negatives=r.hard_negatives, random_negatives=0,
+                        range_min=r.range_min, range_max=r.range_max, relative_margin=r.relative_margin)
+    pool |= {(x["query_id"], x["doc_id"]) for x in rows if x["kind"] == "hard" and x["doc_id"] not in known[x["query_id"]]}
+    return sorted(pool)
+
+
+def batches(work: Path, depth: int, judges: int, splits: tuple[str, ...] = SPLITS, trained_on: str = "writers") -> None:
+    from kit.analysis import pool_unjudged
+    from kit.data import load_pooled_judgments, with_judgments
 
     ds = load_expense_policy()
-    runs = system_runs(ds)
-    rng = random.Random(SEED)
-    items = [(q, d, "pool", s) for s in SPLITS
-             for q, docs in pool_unjudged(runs[s], ds.split(s)[1], depth=depth).items() for d in docs]
-    judged = [(q, d, g, s) for s in SPLITS for q, docs in ds.split(s)[1].items() for d, g in docs.items()]
+    done = _read(POOLED)
+    rnd = 1 + max((r.get("round", 1) for r in done), default=0)
+    known = with_judgments(ds, done) if done else ds      # a later round grades only what is still unjudged
+    rng = random.Random(SEED + rnd - 1)
+    if splits == ("train",):
+        items = [(q, d, "pool", "train") for q, d in train_pool(ds, depth, known.split("train")[1])]
+    else:
+        runs = system_runs(ds, with_judgments(ds, load_pooled_judgments()) if trained_on == "pooled" else ds)
+        items = [(q, d, "pool", s) for s in splits
+                 for q, docs in pool_unjudged(runs[s], known.split(s)[1], depth=depth).items() for d in docs]
+    judged = [(q, d, g, s) for s in splits for q, docs in ds.split(s)[1].items() for d, g in docs.items()]
     controls = [(q, d, f"control{g}", s) for g in (2, 1)
                 for q, d, _, s in rng.sample([x for x in judged if x[2] == g], CONTROLS[g])]
-    negatives = [r for r in load_judgments() if r["judgment"] == "hard_negative"]
+    pooled = {(q, d) for q, d, _, _ in items}
+    negatives = [r for r in load_judgments() if r["judgment"] == "hard_negative"
+                 and (r["query_id"], r["corpus_id"]) not in pooled]
     controls += [(r["query_id"], r["corpus_id"], "control0", "train") for r in rng.sample(negatives, CONTROLS[0])]
     pairs = items + controls
     rng.shuffle(pairs)
-    key = [{"pair": f"p{i:04d}", "query_id": q, "corpus_id": d, "kind": k, "split": s}
+    prefix = "p" if rnd == 1 else f"r{rnd}-"
+    key = [{"pair": f"{prefix}{i:04d}", "query_id": q, "corpus_id": d, "kind": k, "split": s}
            for i, (q, d, k, s) in enumerate(pairs)]
     groups = [key[i::judges] for i in range(judges)]
     for i in range(judges):
@@ -89,12 +126,16 @@ def batches(work: Path, depth: int, judges: int) -> None:
             lines.append(json.dumps({"pair": p["pair"], "query": ds.queries[p["query_id"]], "title": doc.get("title", ""),
                                      "passage": doc["text"]}, ensure_ascii=False))
         atomic_write_text(work / f"batch_{i}.jsonl", "\n".join(lines) + "\n")
-    atomic_write_text(work / "key.json", json.dumps(key))
-    print(f"{len(items)} pool pairs, {len(controls)} controls, {judges} batches of about {len(groups[0])} -> {work}")
+    atomic_write_text(work / "key.json", json.dumps({"round": rnd, "splits": list(splits), "pairs": key}))
+    print(f"round {rnd}: {len(items)} pool pairs, {len(controls)} controls, {judges} batches of about "
+          f"{len(groups[0])} -> {work}")
 
 
 def merge(work: Path) -> None:
-    key = {p["pair"]: p for p in json.loads((work / "key.json").read_text())}
+    saved = json.loads((work / "key.json").read_text())
+    saved = saved if isinstance(saved, dict) else {"round": 1, "pairs": saved}   # the first round's key: a list
+    rnd = saved["round"]
+    key = {p["pair"]: p for p in saved["pairs"]}
     grades: dict[str, list[tuple[int, str, str]]] = {}
     for f in sorted((work / "judged").glob("batch_*.jsonl")):
         inputs = [json.loads(x)["pair"] for x in (work / f.name).read_text().splitlines() if x.strip()]
@@ -114,15 +155,25 @@ def merge(work: Path) -> None:
         (grade, reason, _), *second = grades[pair]   # the first judge's grade counts; a second one is a check
         if p["kind"] == "pool":
             pooled.append({"query_id": p["query_id"], "split": p["split"], "corpus_id": p["corpus_id"],
-                           "grade": grade, "reason": reason})
+                           "grade": grade, "reason": reason, "round": rnd})
         if p["kind"] != "pool" or second:
             checks.append({"query_id": p["query_id"], "corpus_id": p["corpus_id"], "kind": p["kind"],
                            "known_grade": int(p["kind"][-1]) if p["kind"] != "pool" else None,
-                           "grades": [g for g, _, _ in grades[pair]]})
+                           "grades": [g for g, _, _ in grades[pair]], "round": rnd})
+    # One file of each kind for all rounds: this round's rows replace its own earlier ones, the others stay.
+    kept = [r for r in _read(POOLED) if r.get("round", 1) != rnd]
+    kept_checks = [c for c in _read(CHECKS) if c.get("round", 1) != rnd]
+    for r in kept + kept_checks:
+        r.setdefault("round", 1)
     lines = lambda rows: "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n"  # noqa: E731
-    atomic_write_text(HERE.parent / "pooled_judgments.jsonl", lines(pooled))
-    atomic_write_text(HERE / "pooled_checks.jsonl", lines(checks))
-    print(json.dumps({"pool": dict(sorted(Counter(r["grade"] for r in pooled).items())), **agreement(checks)}))
+    order = lambda r: (r["round"], SPLIT_ORDER.index(r["split"]), r["query_id"], r["corpus_id"])  # noqa: E731
+    atomic_write_text(POOLED, lines(sorted(kept + pooled, key=order)))
+    atomic_write_text(CHECKS, lines(sorted(kept_checks + checks, key=lambda c: c["round"])))
+    print(json.dumps({"round": rnd, "pool": dict(sorted(Counter(r["grade"] for r in pooled).items())), **agreement(checks)}))
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
 
 
 def agreement(checks: list[dict]) -> dict:
@@ -151,10 +202,17 @@ def main() -> None:
     b.add_argument("work", type=Path)
     b.add_argument("--depth", type=int, default=5)
     b.add_argument("--judges", type=int, default=8)
+    b.add_argument("--splits", default=",".join(SPLITS), choices=[",".join(SPLITS), "train"],
+                   help="dev,test (the systems' pool) or train (what the re-ranker recipe learns from)")
+    b.add_argument("--trained-on", default="writers", choices=["writers", "pooled"],
+                   help="dev,test: pool the re-ranker trained on the writers' judgments or on the pooled ones too")
     m = sub.add_parser("merge")
     m.add_argument("work", type=Path)
     args = ap.parse_args()
-    batches(args.work, args.depth, args.judges) if args.step == "batches" else merge(args.work)
+    if args.step == "batches":
+        batches(args.work, args.depth, args.judges, tuple(args.splits.split(",")), args.trained_on)
+    else:
+        merge(args.work)
 
 
 if __name__ == "__main__":
