@@ -249,11 +249,17 @@ def cmd_train_ce(args: argparse.Namespace) -> int:
                          random_negatives=args.random_negatives, loss=args.loss, epochs=args.epochs,
                          max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
                          max_seq_length=args.max_seq_length, depth=args.depth, first_stage=args.first_stage,
-                         seed=args.seed)
+                         max_related=args.max_related, seed=args.seed)
     recipe.validate()
     _check_out_folder(args.out)
     log = _log if _main_process() else (lambda msg: None)
-    result = train_ce_recipe(load_beir(args.data_dir), recipe, log=log)
+    ds = load_beir(args.data_dir)
+    if args.judgments:
+        from .data import load_pooled_judgments, with_judgments
+
+        ds = with_judgments(ds, load_pooled_judgments(args.judgments), name=Path(args.judgments).stem)
+        log(f"judgments from {args.judgments} merged in (the folder's own grades stand)")
+    result = train_ce_recipe(ds, recipe, log=log)
     return _finish(result, args, t_start)
 
 
@@ -372,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=ce.depth, help=f"candidates re-ranked per dev query (default {ce.depth})")
     p.add_argument("--first-stage", default=ce.first_stage, choices=["auto", "dense", "bm25", "rrf"],
                    help="candidate lists: auto = dense, BM25 or a fusion chosen on dev (default)")
+    p.add_argument("--judgments", default=None, metavar="FILE",
+                   help="more graded pairs (JSON lines: query_id, corpus_id, grade 0-2), e.g. an expert's or a pooled "
+                        "round's, merged into the folder's qrels for training and dev (its own grades stand; grade 0 "
+                        "marks a sure negative)")
+    p.add_argument("--max-related", type=int, default=ce.max_related,
+                   help="related (grade 1) passages listed below the answer, per query (default: all)")
     p.set_defaults(func=cmd_train_ce)
 
     p = sub.add_parser("run-notebooks", help="execute notebooks/NN_*.ipynb into build/")

@@ -613,7 +613,7 @@ def answer_grade(qrels: Qrels) -> int:
 def rerank_pairs(ds: BeirDataset, split: str, candidates: Run, *, hard_negatives: int = 2,
                  random_negatives: int = 1, range_min: int = 0, range_max: int = 30,
                  relative_margin: float | None = 0.05, min_grade: int | None = None,
-                 related: bool = True, graded: bool = False, seed: int = 42):
+                 related: bool = True, max_related: int | None = None, graded: bool = False, seed: int = 42):
     """(query, passage, label) rows to train a cross-encoder: gold positives, hard and random negatives.
 
     - positives: every passage judged ``min_grade`` or more (default: the answer grade) with label 1;
@@ -621,9 +621,11 @@ def rerank_pairs(ds: BeirDataset, split: str, candidates: Run, *, hard_negatives
       grade / top grade (0.5 for grade 1 of 2), never 0: they are relevant, only less than the
       answer. A listwise loss that lists them below the answer teaches the re-ranker to put the
       passage that *answers* above one that is only on topic (the running example's general definition);
+      ``max_related`` keeps at most that many per query, those the retriever ranks highest first;
     - hard negatives: the retriever's ``candidates`` for the query, ranked ``range_min``..``range_max``,
-      never a judged passage, and not scoring within ``relative_margin`` of the best positive's score
-      (the false-negative guard of ``sentence_transformers.util.mine_hard_negatives``), ``hard_negatives``
+      never a passage judged relevant, and not scoring within ``relative_margin`` of the best positive's
+      score (the false-negative guard of ``sentence_transformers.util.mine_hard_negatives``; a passage
+      judged *not* relevant, grade 0, e.g. by :func:`with_judgments`, needs no guard), ``hard_negatives``
       per query, best first;
     - random negatives: ``random_negatives`` unjudged passages per query, drawn with ``seed``;
 
@@ -645,6 +647,7 @@ def rerank_pairs(ds: BeirDataset, split: str, candidates: Run, *, hard_negatives
     rows: list[dict] = []
     for q in sorted(qrels):
         judged = {d for d, g in qrels[q].items() if g > 0}
+        confirmed = {d for d, g in qrels[q].items() if g <= 0}   # judged not relevant: no guard needed
         positives = sorted((d for d, g in qrels[q].items() if g >= grade), key=lambda d: (-qrels[q][d], d))
         if not positives:
             continue
@@ -652,7 +655,7 @@ def rerank_pairs(ds: BeirDataset, split: str, candidates: Run, *, hard_negatives
         pos_scores = [s for d, s in ranked if d in positives]
         ceiling = pos_scores[0] * (1 - relative_margin) if pos_scores and relative_margin is not None else None
         hard = [d for d, s in ranked[range_min:range_max]
-                if d not in judged and (ceiling is None or s <= ceiling)][:hard_negatives]
+                if d not in judged and (ceiling is None or s <= ceiling or d in confirmed)][:hard_negatives]
         used = judged | set(hard)
         rand = []
         for _ in range(random_negatives):
@@ -664,8 +667,12 @@ def rerank_pairs(ds: BeirDataset, split: str, candidates: Run, *, hard_negatives
         for d in positives:
             rows.append({"query_id": q, "doc_id": d, "label": (qrels[q][d] / top) if graded else 1.0, "kind": "positive"})
         if related:
-            rows += [{"query_id": q, "doc_id": d, "label": qrels[q][d] / top, "kind": "related"}
-                     for d in sorted(judged - set(positives), key=lambda d: (-qrels[q][d], d))]
+            near = sorted(judged - set(positives), key=lambda d: (-qrels[q][d], d))
+            if max_related is not None:   # keep the ones the retriever ranks highest (the hardest to order)
+                place = {d: i for i, (d, _) in enumerate(ranked)}
+                keep = set(sorted(near, key=lambda d: (-qrels[q][d], place.get(d, len(place)), d))[:max_related])
+                near = [d for d in near if d in keep]
+            rows += [{"query_id": q, "doc_id": d, "label": qrels[q][d] / top, "kind": "related"} for d in near]
         rows += [{"query_id": q, "doc_id": d, "label": 0.0, "kind": "hard"} for d in hard]
         rows += [{"query_id": q, "doc_id": d, "label": 0.0, "kind": "random"} for d in rand]
     for r in rows:
@@ -775,9 +782,10 @@ def load_pooled_judgments(path: str | os.PathLike | None = None) -> list[dict]:
     """Pooled judgments: grades for (query, passage) pairs the dataset's writers never judged.
 
     One JSON object per line with ``query_id``, ``corpus_id``, ``grade`` (0 not relevant, 1 related,
-    2 answers) and optionally ``split`` and ``reason``. The bundled file
+    2 answers) and optionally ``split``, ``reason`` and ``round``. The bundled file
     (``data/expense_policy/pooled_judgments.jsonl``, the default) grades the unjudged passages that the
-    compared systems ranked in their top 5 for the dev and test queries, judged blind to which system
+    compared systems ranked in their top 5 for the dev and test queries (round 1) and the candidates
+    notebook 05's recipe mines from for the train queries (round 2), judged blind to which system
     found them (the datasheet says how). Merge them with :func:`with_judgments`. Errors name the file
     and line; a pair graded twice keeps its last grade. Taught in ``notebooks/05_cross_encoder.ipynb``.
 

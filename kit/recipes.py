@@ -252,6 +252,7 @@ class CrossRecipe:
     range_max: int = 30
     relative_margin: float | None = 0.05   # false-negative guard: skip candidates within 5% of the answer's score
     related: bool = True               # related passages (grade 1) below the answer: learn "answers" over "on topic"
+    max_related: int | None = None     # at most this many related passages per query (None: all), highest-ranked first
     loss: str = "mnrl"                 # mnrl | lambda | bce (see kit.train.RERANKER_LOSSES)
     in_batch_negatives: int = 1        # mnrl: other queries' passages added to each query's list
     # 2 hard + 1 in-batch: the same dev mix as 3 + 2 on the bundled data, for about 30% less time per step.
@@ -280,6 +281,8 @@ class CrossRecipe:
             raise KitError(f"--loss must be one of mnrl, lambda, bce, got {self.loss!r}")
         if self.depth < 1:
             raise KitError(f"--depth must be at least 1, got {self.depth}")
+        if self.max_related is not None and self.max_related < 0:
+            raise KitError(f"--max-related must be 0 or more, got {self.max_related}")
         if not 0 <= self.range_min < self.range_max:
             raise KitError(f"need 0 <= --range-min < --range-max, got {self.range_min}, {self.range_max}")
 
@@ -341,7 +344,8 @@ def train_ce_recipe(ds: "BeirDataset", recipe: CrossRecipe | None = None, *, log
     rows = rerank_pairs(ds, recipe.split, runs[recipe.split], hard_negatives=recipe.hard_negatives,
                         random_negatives=recipe.random_negatives, range_min=recipe.range_min,
                         range_max=recipe.range_max, relative_margin=recipe.relative_margin,
-                        related=recipe.related, graded=recipe.loss == "lambda", seed=recipe.seed)
+                        related=recipe.related, max_related=recipe.max_related, graded=recipe.loss == "lambda",
+                        seed=recipe.seed)
     if not rows:
         raise KitError(f"{ds.name}: split {recipe.split!r} has no query with a passage judged relevant")
     model = cross_encoder_from(retriever, recipe.head) if recipe.base is None else \
@@ -392,7 +396,7 @@ def train_ce_recipe(ds: "BeirDataset", recipe: CrossRecipe | None = None, *, log
         "split": recipe.split, "dev_split": dev_name, "dev_heldout_from_train": heldout,
         "first_stage": stage.chosen.name, "first_stage_reason": stage.reason,
         "rows": len(rows), "positives": n_pos, "loss": recipe.loss, "hard_negatives": recipe.hard_negatives,
-        "random_negatives": recipe.random_negatives, "batch_size": recipe.batch_size,
+        "random_negatives": recipe.random_negatives, "max_related": recipe.max_related, "batch_size": recipe.batch_size,
         "max_seq_length": model.max_seq_length, "truncated_share": round(length.truncated, 4) if length else None,
         "learning_rate": recipe.learning_rate, "mini_batch_pairs": cfg.mini_batch_pairs, "seed": recipe.seed,
         "steps": result.steps,

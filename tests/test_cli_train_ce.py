@@ -55,6 +55,7 @@ def test_train_ce_happy_path_then_evaluate(dev_dir, tmp_path, capsys, head):
     (["--depth", "0"], "--depth must be at least 1"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--retriever", "nobody/no-such-model"], "cannot load bi-encoder 'nobody/no-such-model'"),
+    (["--max-related", "-1"], "--max-related must be 0 or more"),
 ])
 def test_train_ce_bad_input_exit_2_nothing_written(dev_dir, tmp_path, capsys, monkeypatch, extra, message):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -63,6 +64,21 @@ def test_train_ce_bad_input_exit_2_nothing_written(dev_dir, tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+@pytest.mark.parametrize("lines,message", [
+    (['{"query_id": "elsewhere", "corpus_id": "mileage", "grade": 2}'], "judgments for another dataset"),
+    (['{"query_id": "q1", "corpus_id": "taxi", "grade": 1}', '{"query_id": "q1", "corpus_id": "visa", "grade": 5}'],
+     "extra.jsonl:2: grade 5 is not 0, 1 or 2"),
+])
+def test_train_ce_bad_judgments_file_exit_2_nothing_written(dev_dir, tmp_path, capsys, lines, message):
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "reranker"
+    assert main(["train-ce", str(dev_dir), "--out", str(out), "--judgments", str(extra), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 

@@ -53,6 +53,22 @@ def test_rerank_pairs_balance_and_random_negatives():
     assert not any((r["query_id"], r["doc_id"]) in hard for r in rows if r["kind"] == "random")
 
 
+def test_rerank_pairs_take_a_judged_negative_past_the_guard_and_cap_related_passages():
+    """A passage judged not relevant (grade 0, e.g. from pooled judgments) needs no false-negative guard;
+    ``max_related`` keeps the related passages the retriever ranks highest."""
+    corpus = {d: {"title": "", "text": d} for d in "abcdefg"}
+    run = {"q": {"a": 1.0, "x": 0.99, "b": 0.98, "e": 0.9, "d": 0.8, "c": 0.7, "f": 0.1}}
+    corpus["x"] = {"title": "", "text": "x"}
+    unjudged = BeirDataset(corpus, {"q": "?"}, {"train": {"q": {"a": 2, "e": 1, "c": 1, "d": 1}}})
+    judged = BeirDataset(corpus, {"q": "?"}, {"train": {"q": {"a": 2, "e": 1, "c": 1, "d": 1, "x": 0}}})
+    kinds = lambda ds, **kw: [(r["doc_id"], r["kind"]) for r in rerank_pairs(  # noqa: E731
+        ds, "train", run, hard_negatives=1, random_negatives=0, relative_margin=0.05, **kw)]
+    assert kinds(unjudged) == [("a", "positive"), ("c", "related"), ("d", "related"), ("e", "related"), ("f", "hard")]
+    assert ("x", "hard") in kinds(judged)                   # within 5% of the answer, but judged 0: a sure negative
+    assert kinds(judged, max_related=2)[1:3] == [("d", "related"), ("e", "related")]   # c ranks lower: left out
+    assert kinds(judged, max_related=0) == [("a", "positive"), ("x", "hard")]
+
+
 def test_hard_negatives_follow_the_margin_and_rank_range():
     run = {"q": {"a": 1.0, "x": 0.97, "y": 0.9, "z": 0.5, "w": 0.4}}
     qrels = {"q": {"a": 2}}
