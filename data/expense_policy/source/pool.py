@@ -37,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
-from kit.data import atomic_write_text, load_expense_policy, load_judgments  # noqa: E402
+from kit.data import atomic_write_text, load_expense_policy, load_judgments, read_jsonl_rows  # noqa: E402
 
 SEED = 2026
 SPLITS = ("dev", "test")             # the compared systems' results (--splits train: what the re-ranker learns from)
@@ -91,14 +91,14 @@ def batches(work: Path, depth: int, judges: int, splits: tuple[str, ...] = SPLIT
     from kit.data import load_pooled_judgments, with_judgments
 
     ds = load_expense_policy()
-    done = _read(POOLED)
-    rnd = 1 + max((r.get("round", 1) for r in done), default=0)
+    done = load_pooled_judgments(POOLED) if POOLED.exists() else []
+    rnd = 1 + max((r["round"] for r in done), default=0)
     known = with_judgments(ds, done) if done else ds      # a later round grades only what is still unjudged
     rng = random.Random(SEED + rnd - 1)
     if splits == ("train",):
         items = [(q, d, "pool", "train") for q, d in train_pool(ds, depth, known.split("train")[1])]
     else:
-        runs = system_runs(ds, with_judgments(ds, load_pooled_judgments()) if trained_on == "pooled" else ds)
+        runs = system_runs(ds, known if trained_on == "pooled" else ds)
         items = [(q, d, "pool", s) for s in splits
                  for q, docs in pool_unjudged(runs[s], known.split(s)[1], depth=depth).items() for d in docs]
     judged = [(q, d, g, s) for s in splits for q, docs in ds.split(s)[1].items() for d, g in docs.items()]
@@ -161,10 +161,8 @@ def merge(work: Path) -> None:
                            "known_grade": int(p["kind"][-1]) if p["kind"] != "pool" else None,
                            "grades": [g for g, _, _ in grades[pair]], "round": rnd})
     # One file of each kind for all rounds: this round's rows replace its own earlier ones, the others stay.
-    kept = [r for r in _read(POOLED) if r.get("round", 1) != rnd]
-    kept_checks = [c for c in _read(CHECKS) if c.get("round", 1) != rnd]
-    for r in kept + kept_checks:
-        r.setdefault("round", 1)
+    kept = [r for r in _read(POOLED, ("query_id", "corpus_id", "grade", "round")) if r["round"] != rnd]
+    kept_checks = [c for c in _read(CHECKS, ("query_id", "corpus_id", "grades", "round")) if c["round"] != rnd]
     lines = lambda rows: "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n"  # noqa: E731
     order = lambda r: (r["round"], SPLIT_ORDER.index(r["split"]), r["query_id"], r["corpus_id"])  # noqa: E731
     atomic_write_text(POOLED, lines(sorted(kept + pooled, key=order)))
@@ -172,8 +170,8 @@ def merge(work: Path) -> None:
     print(json.dumps({"round": rnd, "pool": dict(sorted(Counter(r["grade"] for r in pooled).items())), **agreement(checks)}))
 
 
-def _read(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+def _read(path: Path, fields: tuple[str, ...]) -> list[dict]:
+    return [row for _, row in read_jsonl_rows(path, fields)] if path.exists() else []
 
 
 def agreement(checks: list[dict]) -> dict:
