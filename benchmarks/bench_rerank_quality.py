@@ -16,7 +16,11 @@ never used to choose anything. About 80 s per re-ranker on 2 cores.
 at a weight chosen again on the pooled dev judgments (the dev candidates are re-ranked for it).
 
     .venv/bin/python benchmarks/bench_rerank_quality.py --retriever MODEL_DIR RERANKER_DIR [RERANKER_DIR ...]
-        [--data data/expense_policy] [--depth 20] [--pooled [--pooled-file FILE]]
+        [--data data/expense_policy] [--depth 20] [--pooled [--pooled-file FILE]] [--against RERANKER_DIR]
+
+``--against DIR`` also compares each re-ranker with the one in ``DIR`` (scored first, in the same run),
+paired over the same test queries: the re-ranker alone and the mix (each at its own weight) minus
+``DIR``'s, with a bootstrap interval and a p-value.
 """
 from __future__ import annotations
 
@@ -68,6 +72,8 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=20)
     ap.add_argument("--pooled", action="store_true", help="also score with the pooled judgments merged in")
     ap.add_argument("--pooled-file", default=None, help="pooled judgments (default: the bundled file)")
+    ap.add_argument("--against", default=None, help="a re-ranker folder to compare each re-ranker with, paired "
+                    "over the same queries (alone and mixed, each at its own weight)")
     args = ap.parse_args()
 
     ds = load_beir(args.data)
@@ -78,8 +84,9 @@ def main() -> None:
         judgments["writers + pooled"] = with_judgments(ds, load_pooled_judgments(args.pooled_file))
     queries = ds.split("test")[0]
     first = top_run(runs["test"], args.depth)
-    results, parts = {}, writer_parts(args.data)
-    for folder in args.rerankers:
+    results, parts, scored = {}, writer_parts(args.data), {}
+    folders = list(dict.fromkeys(([args.against] if args.against else []) + args.rerankers))
+    for folder in folders:
         weight = read_kit_settings(folder).get("mix_weight")
         cached = Path(folder) / "kit_cache.json"              # notebook 05's model in the kit's cache
         if weight is None and cached.is_file():
@@ -99,25 +106,37 @@ def main() -> None:
             if label != "writers":
                 weights["chosen on pooled dev"] = choose_mix_weight(dev_first, dev_reranked, judged.split("dev")[1])[0]
             base = per_query(first, qrels)["nDCG@10"]
+            alone = per_query(reranked, qrels)["nDCG@10"].reindex(base.index)
+            blind = blind_spot({"first stage": first, "re-ranker": reranked}, qrels, parts)
             for how, w in weights.items():
                 mixed = mix_scores(first, reranked, w)
                 scores = per_query(mixed, qrels)["nDCG@10"].reindex(base.index)
+                scored[folder, label, how] = {"re-ranker alone": alone, "mixed": scores}
                 diff, low, high = bootstrap_ci(scores, base)
                 p = paired_test(scores, base)
                 r = results.setdefault(folder, {}).setdefault(f"{label} judgments, weight {how}", {
                     "first stage": round(float(base.mean()), 4),
-                    "re-ranker alone": round(evaluate(reranked, qrels)["nDCG@10"], 4),
+                    "re-ranker alone": round(float(alone.mean()), 4),
                     "mix_weight": w, "mixed": round(float(scores.mean()), 4), "mixed minus first stage": round(diff, 4),
                     "interval": [round(low, 4), round(high, 4)], "p": p,
                     "example answer rank (first, re-ranker, mixed)": [rank(x, EXAMPLE.query_id, EXAMPLE.answer)
                                                                       for x in (first, reranked, mixed)]
                     if EXAMPLE.query_id in queries else None,
                     "target met (>= +0.03, p < 0.05)": bool(diff >= 0.03 and p < 0.05),
-                    "blind spot": blind_spot({"first stage": first, "re-ranker": reranked}, qrels, parts)})
+                    "blind spot": blind})
                 print(f"{folder} [{label} judgments, weight {how}]: first stage {r['first stage']:.4f}, re-ranker alone "
                       f"{r['re-ranker alone']:.4f}, mixed (w={w}) {r['mixed']:.4f}: {diff:+.4f} "
                       f"(95% {low:+.4f} to {high:+.4f}), p = {p:.3g}", flush=True)
                 print(f"  where the judgments cannot tell: {r['blind spot']}", flush=True)
+                if args.against and folder != args.against:
+                    other = scored[args.against, label, how]
+                    r["against"] = {"folder": args.against}
+                    for what in ("re-ranker alone", "mixed"):
+                        d, lo, hi = bootstrap_ci(scored[folder, label, how][what], other[what])
+                        pv = paired_test(scored[folder, label, how][what], other[what])
+                        r["against"][what] = {"minus": round(d, 4), "interval": [round(lo, 4), round(hi, 4)], "p": pv}
+                        print(f"  {what} minus {args.against}'s: {d:+.4f} (95% {lo:+.4f} to {hi:+.4f}), p = {pv:.3g}",
+                              flush=True)
     print(json.dumps({"first_stage": stage.chosen.name, "depth": args.depth, "results": results}))
 
 
