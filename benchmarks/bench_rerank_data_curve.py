@@ -8,9 +8,9 @@ both models are trained from scratch with the command line's defaults on that su
 on dev as the recipe does). Each pair is scored on test (depth 20, the first stage chosen on dev):
 the retriever alone, the re-ranker alone, the mix, and the mix minus the retriever with a paired
 bootstrap interval over queries; then the largest share's scores minus each smaller share's, paired over
-the same test queries (the retriever, the re-ranker alone, the mix, and the mix's gain). Scores use the writers' judgments and, with ``--pooled`` (the
-default for the bundled data), the pooled judgments merged in (the weight chosen again on pooled
-dev). Training never sees test. About 30 minutes on 2 cores for the default three shares.
+the same test queries (the retriever, the re-ranker alone, the mix, and the mix's gain). Scores use
+the writers' judgments and, unless ``--no-pooled``, the folder's ``pooled_judgments.jsonl`` merged in
+where it has one (the weight chosen again on pooled dev). Training never sees test. About 30 minutes on 2 cores for the default three shares.
 
 One run per share and seed (``--seed`` draws the subsets and seeds the training): run two seeds to see
 the spread, and read a difference between shares only where it exceeds both the paired interval and it.
@@ -95,8 +95,10 @@ def main() -> None:
         t_ce = time.perf_counter() - t - t_bi
         runs, stage = first_stage_runs(ds, bi.model, {"test": args.depth, "dev": args.depth})
         first = {s: top_run(runs[s], args.depth) for s in runs}
-        reranked = {s: top_run(rerank(ce.model, ds.corpus, ds.split(s)[0], first[s], depth=args.depth,
-                                      show_progress_bar=False), args.depth) for s in runs}
+        # dev's candidates were re-ranked by the recipe already (for its mixing weight): only test is new
+        reranked = {"dev": ce.dev_reranked, "test": top_run(rerank(ce.model, ds.corpus, ds.split("test")[0],
+                                                                   first["test"], depth=args.depth,
+                                                                   show_progress_bar=False), args.depth)}
         row = {"share": share, "train queries": n, "first stage": stage.chosen.name,
                "seconds": {"retriever": round(t_bi, 1), "re-ranker": round(t_ce, 1)},
                "re-ranker steps": ce.summary["steps"], "re-ranker best step": ce.summary["best_step"]}
